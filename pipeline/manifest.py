@@ -1,0 +1,28 @@
+"""The ``dump_files`` table: which shards the configured dump location holds right now."""
+
+from __future__ import annotations
+
+import hashlib
+
+import duckdb
+
+from pipeline.dumps import Shard
+
+
+def write_manifest(db: duckdb.DuckDBPyConnection, shards: list[Shard]) -> str:
+    """Replace the manifest with ``shards`` and return its data version."""
+    db.execute("""CREATE OR REPLACE TABLE dump_files (
+        shard VARCHAR, path VARCHAR, bytes BIGINT, mtime_ns BIGINT, fingerprint VARCHAR)""")
+    db.executemany("INSERT INTO dump_files VALUES (?, ?, ?, ?, ?)",
+                   [[s.name, s.path, s.bytes, s.mtime_ns, s.fingerprint] for s in shards])
+    return manifest_version(shards)
+
+
+def manifest_version(shards: list[Shard]) -> str:
+    listing = "\n".join(f"{s.name}\t{s.fingerprint}" for s in sorted(shards, key=lambda s: s.name))
+    return hashlib.sha256(listing.encode()).hexdigest()[:20]
+
+
+def read_manifest(db: duckdb.DuckDBPyConnection) -> list[Shard]:
+    rows = db.execute("SELECT shard, path, bytes, mtime_ns FROM dump_files ORDER BY shard")
+    return [Shard(name, path, size, mtime) for name, path, size, mtime in rows.fetchall()]

@@ -1,0 +1,43 @@
+"""Small helpers shared by the modules that keep tables in the DuckDB warehouse."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+
+def append(db: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[Any]],
+           schema: pa.Schema) -> None:
+    """Append one batch of column lists to ``table`` through Arrow (no row-by-row inserts)."""
+    batch = pa.table(columns, schema=schema)
+    db.register("_batch", batch)
+    try:
+        db.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
+    finally:
+        db.unregister("_batch")
+
+
+def content_version(db: duckdb.DuckDBPyConnection, table: str, columns: str) -> str:
+    """A data version computed from what ``table`` holds: row count and an order-free hash.
+
+    XOR of per-row hashes costs one scan and does not depend on row order, so two tables with
+    the same rows get the same version however they were written.
+    """
+    rows, digest = db.execute(
+        f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}"
+    ).fetchone()
+    return f"{rows}-{digest:016x}"
+
+
+def markdown_preview(db: duckdb.DuckDBPyConnection, query: str, width: int = 80) -> str:
+    """A markdown table of a few rows, each value cut to ``width`` characters."""
+    cursor = db.execute(query)
+    names = [d[0] for d in cursor.description]
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    for row in cursor.fetchall():
+        cells = [str(v).replace("|", "\\|").replace("\n", " ") for v in row]
+        lines.append("| " + " | ".join(c if len(c) <= width else c[: width - 1] + "…"
+                                       for c in cells) + " |")
+    return "\n".join(lines)
