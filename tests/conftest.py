@@ -1,0 +1,40 @@
+"""Fixtures shared across the test suite."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipeline.articles import sync_articles
+from pipeline.chunks import sync_chunks
+from pipeline.dumps import discover_shards
+from pipeline.paths import SAMPLE_DUMP
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def sample_warehouse_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DuckDB file holding the whole sample dump, ingested and chunked (512 chars, overlap 1).
+
+    Built once per session; tests that write must copy it (see ``sample_warehouse``).
+    """
+    path = tmp_path_factory.mktemp("warehouse") / "sample.duckdb"
+    with duckdb.connect(str(path)) as db:
+        sync_articles(db, discover_shards(str(SAMPLE_DUMP)), "test", log=lambda _: None)
+        sync_chunks(db, 512, 1, "test")
+    return path
+
+
+@pytest.fixture
+def sample_warehouse(sample_warehouse_path: Path, tmp_path: Path) -> Iterator[
+        duckdb.DuckDBPyConnection]:
+    """A private, writable copy of the sample warehouse."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(sample_warehouse_path, copy)
+    with duckdb.connect(str(copy)) as db:
+        yield db
