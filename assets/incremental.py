@@ -87,7 +87,7 @@ def run_step(
         version, metadata = work.data_version, {"up_to_date": False, **work.metadata}
         db.execute("DELETE FROM asset_state WHERE asset = ?", [asset])
         db.execute("INSERT INTO asset_state VALUES (?, ?, ?, ?, now())",
-                   [asset, step, version, context.run_id])
+                   [asset, step, version, context.run.run_id])
     return MaterializeResult(
         data_version=DataVersion(version),
         metadata={**metadata, **describe(), "fingerprint": step},

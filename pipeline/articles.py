@@ -40,7 +40,8 @@ SCHEMA = pa.schema([
     ("shard", pa.string()), ("line", pa.int64()), ("content_hash", pa.string()),
 ])
 WINNER_ORDER = "version DESC NULLS LAST, timestamp DESC NULLS LAST, shard DESC, line DESC"
-VERSION_COLUMNS = "page_id, version, timestamp, popularity_score, categories, redirects, content_hash"
+VERSION_COLUMNS = (
+    "page_id, version, timestamp, popularity_score, categories, redirects, content_hash")
 
 
 def ensure_schema(db: duckdb.DuckDBPyConnection) -> None:
@@ -176,7 +177,8 @@ def _commit(db: duckdb.DuckDBPyConnection, staged: list[tuple[Shard, ShardReport
     db.execute("BEGIN TRANSACTION")
     try:
         db.execute("CREATE OR REPLACE TEMP TABLE gone_shards (shard VARCHAR)")
-        db.executemany("INSERT INTO gone_shards VALUES (?)", [[name] for name in replaced])
+        for name in replaced:
+            db.execute("INSERT INTO gone_shards VALUES (?)", [name])
         db.execute("""CREATE OR REPLACE TEMP TABLE affected AS
             SELECT page_id FROM wiki_articles WHERE shard IN (SELECT shard FROM gone_shards)
             UNION SELECT page_id FROM superseded_articles
@@ -198,12 +200,12 @@ def _commit(db: duckdb.DuckDBPyConnection, staged: list[tuple[Shard, ShardReport
         db.execute(f"INSERT INTO wiki_articles {ranked} WHERE rank = 1")
         db.execute(f"INSERT INTO superseded_articles {ranked} WHERE rank > 1")
         db.execute("DELETE FROM ingested_shards WHERE shard IN (SELECT shard FROM gone_shards)")
-        db.executemany(
-            "INSERT INTO ingested_shards VALUES (?, ?, ?, ?, ?, ?, now())",
-            [[shard.name, f"{shard.fingerprint}:{parser_version}", shard.path,
-              report.documents, report.articles, json.dumps(dict(report.faults))]
-             for shard, report in staged],
-        )
+        for shard, report in staged:
+            db.execute(
+                "INSERT INTO ingested_shards VALUES (?, ?, ?, ?, ?, ?, now())",
+                [shard.name, f"{shard.fingerprint}:{parser_version}", shard.path,
+                 report.documents, report.articles, json.dumps(dict(report.faults))],
+            )
         db.execute("DROP TABLE pool")
         db.execute("COMMIT")
     except BaseException:

@@ -67,7 +67,8 @@ def sync_chunks(db: duckdb.DuckDBPyConnection, max_chars: int, overlap_sentences
         sync.chunks_written = _stage(db, max_chars, overlap_sentences, batch_size)
         db.execute("BEGIN TRANSACTION")
         try:
-            touched = "(SELECT page_id FROM staging_stale UNION ALL SELECT page_id FROM staging_gone)"
+            touched = ("(SELECT page_id FROM staging_stale "
+                       "UNION ALL SELECT page_id FROM staging_gone)")
             sync.chunks_deleted = db.execute(
                 f"DELETE FROM wiki_chunks WHERE page_id IN {touched}").fetchone()[0]
             db.execute("INSERT INTO wiki_chunks SELECT * FROM staging_chunks")

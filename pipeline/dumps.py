@@ -130,7 +130,7 @@ def _open(path: str) -> IO[bytes]:
         return gzip.open(path, "rb")
     if path.endswith(".bz2"):
         return bz2.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller's with-block
+    return open(path, "rb")
 
 
 def _lines(path: str, report: ShardReport) -> Iterator[tuple[int, bytes]]:
@@ -138,7 +138,7 @@ def _lines(path: str, report: ShardReport) -> Iterator[tuple[int, bytes]]:
     lineno = 0
     try:
         with _open(path) as stream:
-            for lineno, raw in enumerate(stream, start=1):  # noqa: B007 - read after the loop
+            for lineno, raw in enumerate(stream, start=1):
                 report.uncompressed_bytes += len(raw)
                 yield lineno, raw
     except (EOFError, OSError, zlib.error) as exc:
