@@ -125,7 +125,7 @@ def discover_shards(location: str) -> list[Shard]:
     return sorted(shards, key=lambda s: s.name)
 
 
-def _open(path: str) -> IO[bytes]:
+def open_shard(path: str) -> IO[bytes]:
     if path.endswith(".gz"):
         return gzip.open(path, "rb")
     if path.endswith(".bz2"):
@@ -137,7 +137,7 @@ def _lines(path: str, report: ShardReport) -> Iterator[tuple[int, bytes]]:
     """Numbered raw lines, turning decompression failures into a :class:`ShardError`."""
     lineno = 0
     try:
-        with _open(path) as stream:
+        with open_shard(path) as stream:
             for lineno, raw in enumerate(stream, start=1):
                 report.uncompressed_bytes += len(raw)
                 yield lineno, raw

@@ -1,8 +1,9 @@
 """Sentence splitting and packing into bounded, overlapping chunks."""
 
+import blingfire
 import pytest
 
-from pipeline.chunking import chunk_text, sections, sentences
+from pipeline.chunking import chunk_text, sections, sentence_offsets, sentences
 
 TEXT = ("Water boils at 100 degrees Celsius at sea level. It freezes at zero degrees. "
         "Pressure changes both points. ==Properties== Water is a polar molecule. "
@@ -68,3 +69,14 @@ def test_blank_text_has_no_chunks_and_bad_settings_are_refused() -> None:
     assert chunk_text("   ") == []
     with pytest.raises(ValueError):
         chunk_text(TEXT, 0)
+
+
+@pytest.mark.parametrize("text", [
+    TEXT,
+    "Café au lait costs 3 €. Zürich is in Switzerland! Ω is the last letter; 東京 is a city.",
+    "Emoji 😀 count as one character. So does ﬁ. The end",
+])
+def test_sentence_offsets_match_blingfires_own_wrapper(text: str) -> None:
+    _, expected = blingfire.text_to_sentences_and_offsets(text)
+    assert sentence_offsets(text) == expected
+    assert sentence_offsets("") == []
