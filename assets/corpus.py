@@ -54,7 +54,7 @@ class ChunkConfig(Config):
         default=1, description="Trailing sentences of a chunk repeated at the start of the next.")
 
 
-@asset(group_name="corpus", compute_kind="duckdb")
+@asset(group_name="corpus", compute_kind="duckdb", code_version="1")
 def dump_files(context: AssetExecutionContext, config: DumpConfig,
                warehouse: Warehouse) -> MaterializeResult:
     """The dump shards at the configured location, with their sizes and fingerprints.
