@@ -1,11 +1,11 @@
 """Keyword queries of a question, built the way the 4th-place solution built them.
 
-The prompt and each option are split into sentences (blingfire, as the chunker does), and each
-sentence becomes one query: its words lowercased, stripped of punctuation, without stop words,
-each word once, in order of first appearance. Sentence-sized queries keep each query on one
-topic, so a prompt that names two things finds the article of each, and an option's query finds
-the passage that would confirm or refute that option. Stop words (scikit-learn's English list)
-only add noise to a keyword search.
+The prompt and each option are split into sentences (blingfire, by the chunker's splitter),
+and each sentence becomes one query: its words lowercased, stripped of punctuation, without
+stop words, each word once, in order of first appearance. Sentence-sized queries keep each
+query on one topic, so a prompt that names two things finds the article of each, and an
+option's query finds the passage that would confirm or refute that option. Stop words
+(scikit-learn's English list) only add noise to a keyword search.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-import blingfire
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
+from pipeline.chunking import sentence_offsets
 from pipeline.questions import LETTERS, Question
 
 STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)
@@ -64,11 +64,8 @@ def unique_words(text: str, stop_words: Collection[str] = STOP_WORDS) -> tuple[s
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text`` (none for blank text, which blingfire cannot take)."""
-    if not text.strip():
-        return []
-    _, offsets = blingfire.text_to_sentences_and_offsets(text)
-    return [text[a:b] for a, b in offsets if text[a:b].strip()]
+    """Sentences of ``text``, split as the chunker splits them."""
+    return [text[a:b] for a, b in sentence_offsets(text) if text[a:b].strip()]
 
 
 def build_queries(question: Question, stop_words: Collection[str] = STOP_WORDS) -> list[Query]:
