@@ -9,6 +9,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from assets.corpus import corpus_checks, dump_files, wiki_articles, wiki_chunks
+from assets.questions import questions
 from pipeline.paths import work_dir
 from resources import Warehouse
 
@@ -19,7 +20,7 @@ corpus_job = define_asset_job(
 )
 
 defs = Definitions(
-    assets=[dump_files, wiki_articles, wiki_chunks],
+    assets=[dump_files, wiki_articles, wiki_chunks, questions],
     asset_checks=corpus_checks,
     jobs=[corpus_job],
     resources={"warehouse": Warehouse(database=str(work_dir() / "warehouse.duckdb"))},

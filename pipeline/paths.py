@@ -7,6 +7,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SAMPLE_DUMP = PROJECT_ROOT / "data" / "wiki"
+QUESTIONS = PROJECT_ROOT / "data" / "questions"
 
 
 def work_dir() -> Path:

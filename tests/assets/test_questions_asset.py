@@ -1,0 +1,56 @@
+"""The questions asset: roles, the validation split, bad files failing with nothing changed."""
+
+from pathlib import Path
+
+import duckdb
+from dagster import DagsterInstance, RunConfig, materialize
+
+from assets.questions import QuestionsConfig, questions
+from pipeline.question_table import read_question_table
+from resources import Warehouse
+from tests.conftest import FIXTURES
+
+QUESTIONS = FIXTURES / "questions"
+
+
+def run(instance: DagsterInstance, database: Path, **config):
+    return materialize([questions], instance=instance,
+                       resources={"warehouse": Warehouse(database=str(database))},
+                       run_config=RunConfig({"questions": QuestionsConfig(**config)}),
+                       raise_on_error=False)
+
+
+def test_questions_are_stored_by_role_and_rerun_is_up_to_date(tmp_path: Path) -> None:
+    database = tmp_path / "w.duckdb"
+    config = {"test_path": str(QUESTIONS / "unlabelled.csv"),
+              "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
+    with DagsterInstance.ephemeral() as instance:
+        first = run(instance, database, **config)
+        assert first.success
+        metadata = first.asset_materializations_for_node("questions")[0].metadata
+        assert metadata["test_questions"].value == 2
+        assert metadata["up_to_date"].value is False
+        again = run(instance, database, **config)
+        assert again.asset_materializations_for_node("questions")[0].metadata[
+            "up_to_date"].value is True
+    with duckdb.connect(str(database)) as db:
+        rows = read_question_table(db)
+    roles = [role for role, _ in rows]
+    assert roles.count("test") == 2 and roles.count("validation") >= 1
+    test = [q for role, q in rows if role == "test"]
+    assert test[0].id == "t1" and test[0].answer is None and test[1].options[2] == "Carbon dioxide"
+
+
+def test_a_bad_file_fails_naming_the_row_and_keeps_the_old_table(tmp_path: Path) -> None:
+    database = tmp_path / "w.duckdb"
+    good = {"test_path": str(QUESTIONS / "unlabelled.csv"),
+            "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
+    with DagsterInstance.ephemeral() as instance:
+        assert run(instance, database, **good).success
+        bad = run(instance, database, **{**good, "validation_path": str(
+            QUESTIONS / "bad_rows.csv")})
+    assert not bad.success
+    failure = next(e for e in bad.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "bad_rows.csv, line" in str(failure.step_failure_data.error)
+    with duckdb.connect(str(database)) as db:
+        assert len(read_question_table(db, "test")) == 2
