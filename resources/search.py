@@ -1,0 +1,54 @@
+"""The lexical search resource: the embedded tantivy index or an Elasticsearch cluster."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from pipeline.paths import work_dir
+from pipeline.search.base import LexicalIndex
+from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.search.embedded import TantivyIndex
+
+
+class LexicalSearch(ConfigurableResource):
+    """Where the BM25 index of chunks lives.
+
+    ``embedded`` (the default) keeps a tantivy index in the working area: nothing to start.
+    ``elasticsearch`` talks to a cluster at ``url``; credentials come from the environment
+    (``ELASTICSEARCH_API_KEY``, or ``ELASTICSEARCH_USERNAME`` and ``ELASTICSEARCH_PASSWORD``)
+    through Dagster's ``EnvVar``, so they never appear in run config, logs or metadata.
+    """
+
+    backend: Literal["embedded", "elasticsearch"] = Field(
+        default="embedded", description="embedded (tantivy on disk) or elasticsearch")
+    path: str = Field(default_factory=lambda: str(work_dir() / "index" / "tantivy"),
+                      description="Folder of the embedded index.")
+    url: str = Field(default="http://localhost:9200", description="Elasticsearch URL.")
+    index: str = Field(default="wiki_chunks", description="Elasticsearch alias of the index.")
+    api_key: str | None = Field(default=None, description="Elasticsearch API key.")
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = Field(default=None, description="CA file for https clusters.")
+    request_timeout: float = 30.0
+    max_retries: int = 3
+    shards: int = 1
+    replicas: int = 0
+
+    def open(self) -> LexicalIndex:
+        if self.backend == "embedded":
+            return TantivyIndex(self.path)
+        return ElasticsearchIndex(
+            self.url, self.index, api_key=self.api_key, username=self.username,
+            password=self.password, ca_certs=self.ca_certs,
+            request_timeout=self.request_timeout, max_retries=self.max_retries,
+            shards=self.shards, replicas=self.replicas)
+
+    def describe(self) -> str:
+        """Where the index is, without credentials: safe for logs and metadata."""
+        if self.backend == "embedded":
+            return f"tantivy at {self.path}"
+        return f"elasticsearch {self.index} at {re.sub(r'//[^/@]*@', '//', self.url)}"
