@@ -48,12 +48,13 @@ def input_versions(context: AssetExecutionContext) -> dict[str, str | None]:
 
 
 def fingerprint(code_version: str | None, config: Config | None,
-                inputs: Mapping[str, str | None]) -> str:
+                inputs: Mapping[str, str | None], state: Mapping[str, Any] | None = None) -> str:
     payload = json.dumps(
         {"code_version": code_version,
          "config": config.model_dump(mode="json") if config else None,
-         "inputs": dict(inputs)},
-        sort_keys=True,
+         "inputs": dict(inputs),
+         "state": dict(state or {})},
+        sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
 
@@ -64,16 +65,20 @@ def run_step(
     config: Config | None,
     compute: Callable[[], Work],
     describe: Callable[[], dict[str, Any]],
+    state: Mapping[str, Any] | None = None,
 ) -> MaterializeResult:
     """Compute the asset unless its fingerprint equals the last one's; describe it either way.
 
     ``compute`` does the work and returns its :class:`Work`; ``describe`` is cheap and gives the
-    metadata that reflects the table as it now stands (row counts, a preview).
+    metadata that reflects the table as it now stands (row counts, a preview). ``state`` adds
+    what else the output depends on: settings of shared resources (a tokenizer, a model's
+    weights) and the identity of data kept outside the warehouse (a search index's generation,
+    so that a deleted index is rebuilt even though nothing upstream changed).
     """
     asset = context.asset_key.to_user_string()
     inputs = input_versions(context)
     step = fingerprint(context.assets_def.code_versions_by_key.get(context.asset_key), config,
-                       inputs)
+                       inputs, state)
     db.execute(STATE_DDL)
     cached = db.execute(
         "SELECT data_version FROM asset_state WHERE asset = ? AND fingerprint = ?", [asset, step]

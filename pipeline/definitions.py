@@ -6,12 +6,30 @@ Load it with ``dagster dev -w workspace.yaml`` or ``dagster job execute -m pipel
 
 from __future__ import annotations
 
-from dagster import AssetSelection, Definitions, define_asset_job
+import os
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
 from assets.corpus import corpus_checks, dump_files, wiki_articles, wiki_chunks
 from assets.questions import questions
+from assets.retrieval import candidate_passages, lexical_index, ranking_edit_distance, ranking_es
 from pipeline.paths import work_dir
-from resources import Warehouse
+from resources import ContextBudget, LexicalSearch, ModelStore, Warehouse
+
+
+def lexical_search() -> LexicalSearch:
+    """The embedded index unless ``SEARCH_BACKEND=elasticsearch``; cluster settings and
+    credentials come from the environment (``EnvVar``), so no secret is in any config."""
+    if os.environ.get("SEARCH_BACKEND", "embedded") != "elasticsearch":
+        return LexicalSearch()
+    secrets = {field: EnvVar(name) for field, name in (
+        ("api_key", "ELASTICSEARCH_API_KEY"), ("username", "ELASTICSEARCH_USERNAME"),
+        ("password", "ELASTICSEARCH_PASSWORD")) if name in os.environ}
+    return LexicalSearch(
+        backend="elasticsearch", url=os.environ.get("ELASTICSEARCH_URL", "http://localhost:9200"),
+        index=os.environ.get("ELASTICSEARCH_INDEX", "wiki_chunks"),
+        ca_certs=os.environ.get("ELASTICSEARCH_CA_CERTS"), **secrets)
+
 
 corpus_job = define_asset_job(
     "corpus_job",
@@ -19,9 +37,21 @@ corpus_job = define_asset_job(
     description="Dump shards into the DuckDB article and chunk tables, reading only what changed.",
 )
 
+answer_job = define_asset_job(
+    "answer_job",
+    selection=AssetSelection.all(),
+    description="The whole pipeline: dumps to contexts (and, as it grows, to submission.csv).",
+)
+
 defs = Definitions(
-    assets=[dump_files, wiki_articles, wiki_chunks, questions],
+    assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index,
+            candidate_passages, ranking_es, ranking_edit_distance],
     asset_checks=corpus_checks,
-    jobs=[corpus_job],
-    resources={"warehouse": Warehouse(database=str(work_dir() / "warehouse.duckdb"))},
+    jobs=[corpus_job, answer_job],
+    resources={
+        "warehouse": Warehouse(database=str(work_dir() / "warehouse.duckdb")),
+        "lexical_search": lexical_search(),
+        "models": ModelStore(),
+        "context_budget": ContextBudget(),
+    },
 )

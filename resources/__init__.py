@@ -1,5 +1,8 @@
 """Dagster resources: connections to the systems outside the Python process."""
 
+from resources.contexts import ContextBudget
+from resources.models import ModelStore
+from resources.search import LexicalSearch
 from resources.warehouse import Warehouse
 
-__all__ = ["Warehouse"]
+__all__ = ["ContextBudget", "LexicalSearch", "ModelStore", "Warehouse"]

@@ -1,0 +1,102 @@
+"""Stored rankings and packed contexts, one set of rows per ranking, and their quality.
+
+``context_rankings`` holds each question's ordered passages under a ranking; ``packed_contexts``
+the context built from them within the reader's token budget. Each ranking asset replaces only
+its own rows, so changing one ranking leaves the others (and whatever was computed from them)
+untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+from pipeline.metrics import estimate, gold_in_context, recall_hits
+from pipeline.ranking import PackedContext, RankedPassage
+from pipeline.tables import append
+
+RANKINGS_DDL = """ranking VARCHAR, role VARCHAR, question_id VARCHAR, rank INTEGER,
+    passage_id VARCHAR, title VARCHAR, score DOUBLE"""
+CONTEXTS_DDL = """ranking VARCHAR, role VARCHAR, question_id VARCHAR, context VARCHAR,
+    passage_ids VARCHAR[], titles VARCHAR[], tokens INTEGER, truncated BOOLEAN"""
+RANKINGS_SCHEMA = pa.schema([
+    ("ranking", pa.string()), ("role", pa.string()), ("question_id", pa.string()),
+    ("rank", pa.int32()), ("passage_id", pa.string()), ("title", pa.string()),
+    ("score", pa.float64())])
+CONTEXTS_SCHEMA = pa.schema([
+    ("ranking", pa.string()), ("role", pa.string()), ("question_id", pa.string()),
+    ("context", pa.string()), ("passage_ids", pa.list_(pa.string())),
+    ("titles", pa.list_(pa.string())), ("tokens", pa.int32()), ("truncated", pa.bool_())])
+RECALL_AT = (1, 5, 20)
+
+Result = tuple[str, str, list[RankedPassage], PackedContext]
+
+
+def write_ranking(db: duckdb.DuckDBPyConnection, ranking: str,
+                  results: Sequence[Result]) -> None:
+    """Replace ``ranking``'s rows with ``results`` of (role, question_id, ranked, context)."""
+    ranked_rows: dict[str, list] = {name: [] for name in RANKINGS_SCHEMA.names}
+    context_rows: dict[str, list] = {name: [] for name in CONTEXTS_SCHEMA.names}
+    for role, question_id, ranked, context in results:
+        for rank, item in enumerate(ranked):
+            for name, value in (("ranking", ranking), ("role", role),
+                                ("question_id", question_id), ("rank", rank),
+                                ("passage_id", item.passage.passage_id),
+                                ("title", item.passage.title), ("score", item.score)):
+                ranked_rows[name].append(value)
+        for name, value in (("ranking", ranking), ("role", role), ("question_id", question_id),
+                            ("context", context.text),
+                            ("passage_ids", list(context.passage_ids)),
+                            ("titles", list(context.titles)), ("tokens", context.tokens),
+                            ("truncated", context.truncated)):
+            context_rows[name].append(value)
+    db.execute(f"CREATE TABLE IF NOT EXISTS context_rankings ({RANKINGS_DDL})")
+    db.execute(f"CREATE TABLE IF NOT EXISTS packed_contexts ({CONTEXTS_DDL})")
+    db.execute("BEGIN TRANSACTION")
+    try:
+        for table in ("context_rankings", "packed_contexts"):
+            db.execute(f"DELETE FROM {table} WHERE ranking = ?", [ranking])
+        append(db, "context_rankings", ranked_rows, RANKINGS_SCHEMA)
+        append(db, "packed_contexts", context_rows, CONTEXTS_SCHEMA)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def read_contexts(db: duckdb.DuckDBPyConnection, ranking: str) -> dict[tuple[str, str], str]:
+    """Packed context text of every (role, question_id) under ``ranking``."""
+    rows = db.execute("SELECT role, question_id, context FROM packed_contexts WHERE ranking = ?",
+                      [ranking]).fetchall()
+    return {(role, qid): context for role, qid, context in rows}
+
+
+def retrieval_quality(db: duckdb.DuckDBPyConnection, ranking: str) -> dict[str, float | int]:
+    """Recall@1/5/20 of the gold passage and its share in the packed context, with intervals.
+
+    Over the validation questions whose set names a gold passage (stem_1k's ``Passage stem-1k
+    NNNN`` pages); empty when there are none.
+    """
+    rows = db.execute("""
+        SELECT q.id, q.gold_title, c.titles,
+               list(r.title ORDER BY r.rank) FILTER (WHERE r.title IS NOT NULL) AS ranked
+        FROM questions q
+        JOIN packed_contexts c ON c.role = q.role AND c.question_id = q.id AND c.ranking = ?
+        LEFT JOIN context_rankings r
+            ON r.role = q.role AND r.question_id = q.id AND r.ranking = c.ranking
+        WHERE q.role = 'validation' AND q.gold_title IS NOT NULL
+        GROUP BY q.id, q.gold_title, c.titles""", [ranking]).fetchall()
+    if not rows:
+        return {}
+    golds = [r[1] for r in rows]
+    rankings = [r[3] or [] for r in rows]
+    quality: dict[str, float | int] = {"gold_questions": len(rows)}
+    for k in RECALL_AT:
+        quality[f"recall_at_{k}"] = round(estimate(recall_hits(rankings, golds, k)).value, 4)
+    in_context = estimate(gold_in_context([r[2] or [] for r in rows], golds))
+    quality["gold_in_context"] = round(in_context.value, 4)
+    quality["gold_in_context_low"] = round(in_context.low, 4)
+    quality["gold_in_context_high"] = round(in_context.high, 4)
+    return quality
