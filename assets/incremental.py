@@ -65,7 +65,7 @@ def run_step(
     config: Config | None,
     compute: Callable[[], Work],
     describe: Callable[[], dict[str, Any]],
-    state: Mapping[str, Any] | None = None,
+    state: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
 ) -> MaterializeResult:
     """Compute the asset unless its fingerprint equals the last one's; describe it either way.
 
@@ -73,12 +73,14 @@ def run_step(
     metadata that reflects the table as it now stands (row counts, a preview). ``state`` adds
     what else the output depends on: settings of shared resources (a tokenizer, a model's
     weights) and the identity of data kept outside the warehouse (a search index's generation,
-    so that a deleted index is rebuilt even though nothing upstream changed).
+    so that a deleted index is rebuilt even though nothing upstream changed). A callable is
+    read before the step, to decide, and again after computing, to record what was built.
     """
     asset = context.asset_key.to_user_string()
     inputs = input_versions(context)
-    step = fingerprint(context.assets_def.code_versions_by_key.get(context.asset_key), config,
-                       inputs, state)
+    code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
+    current = state() if callable(state) else state
+    step = fingerprint(code_version, config, inputs, current)
     db.execute(STATE_DDL)
     cached = db.execute(
         "SELECT data_version FROM asset_state WHERE asset = ? AND fingerprint = ?", [asset, step]
@@ -90,6 +92,8 @@ def run_step(
     else:
         work = compute()
         version, metadata = work.data_version, {"up_to_date": False, **work.metadata}
+        if callable(state):
+            step = fingerprint(code_version, config, inputs, state())
         db.execute("DELETE FROM asset_state WHERE asset = ?", [asset])
         db.execute("INSERT INTO asset_state VALUES (?, ?, ?, ?, now())",
                    [asset, step, version, context.run.run_id])

@@ -53,7 +53,6 @@ def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse
 
     Only new or changed chunks are sent; chunks that left the corpus are deleted.
     """
-    state = _index_state(lexical_search)
     with warehouse.get_connection() as db:
 
         def compute() -> Work:
@@ -80,7 +79,8 @@ def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse
             return {"index": lexical_search.describe(), "index_key": key[0] if key else "none",
                     "dagster/row_count": documents}
 
-        return run_step(context, db, config, compute, describe, state)
+        return run_step(context, db, config, compute, describe,
+                        lambda: _index_state(lexical_search))
 
 
 def _index_version(db, index_key: str) -> str:

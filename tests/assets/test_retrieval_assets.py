@@ -1,0 +1,91 @@
+"""Retrieval assets on a tiny corpus: index, candidates, rankings and what re-runs recompute."""
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+from dagster import DagsterInstance, RunConfig, materialize
+
+from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
+from assets.questions import QuestionsConfig, questions
+from assets.retrieval import candidate_passages, lexical_index, ranking_edit_distance, ranking_es
+from resources import ContextBudget, LexicalSearch, ModelStore, Warehouse
+from tests.conftest import FIXTURES
+
+ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, candidate_passages,
+          ranking_es, ranking_edit_distance]
+
+
+class Pipeline:
+    def __init__(self, root: Path, instance: DagsterInstance) -> None:
+        self.root, self.instance = root, instance
+        self.dump = root / "dump"
+        self.dump.mkdir()
+        shutil.copy(FIXTURES / "tiny-00000.json.gz", self.dump)
+        self.database = root / "warehouse.duckdb"
+        self.index = root / "index"
+
+    def run(self, tokens: int = 128) -> dict[str, dict[str, Any]]:
+        result = materialize(
+            ASSETS, instance=self.instance,
+            resources={"warehouse": Warehouse(database=str(self.database)),
+                       "lexical_search": LexicalSearch(path=str(self.index)),
+                       "models": ModelStore(store=str(self.root / "models")),
+                       "context_budget": ContextBudget(tokens=tokens)},
+            run_config=RunConfig({
+                "dump_files": DumpConfig(location=str(self.dump)),
+                "questions": QuestionsConfig(
+                    test_path=str(FIXTURES / "retrieval" / "test.csv"),
+                    validation_path=str(FIXTURES / "retrieval" / "validation.csv"),
+                    validation_split=False)}))
+        return {asset.key.path[-1]: {
+            k: v.value for k, v in
+            result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
+            for asset in ASSETS}
+
+    def contexts(self, ranking: str) -> dict[str, tuple[str, list[str], int]]:
+        with duckdb.connect(str(self.database), read_only=True) as db:
+            rows = db.execute("SELECT question_id, context, titles, tokens FROM packed_contexts "
+                              "WHERE ranking = ?", [ranking]).fetchall()
+        return {qid: (context, titles, tokens) for qid, context, titles, tokens in rows}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory):
+    with DagsterInstance.ephemeral() as instance:
+        built = Pipeline(tmp_path_factory.mktemp("retrieval"), instance)
+        built.first = built.run()
+        yield built
+
+
+def test_each_question_gets_its_source_article_in_context(pipeline: Pipeline) -> None:
+    assert pipeline.first["lexical_index"]["chunks_indexed"] > 12
+    for ranking in ("es", "edit_distance"):
+        contexts = pipeline.contexts(ranking)
+        assert contexts["t1"][1][0] == "ABC islands"
+        assert contexts["t2"][1][0] == "Aaron Copland"
+        assert "Dean of American Music" in contexts["t2"][0]
+        assert contexts["v1"][1][0] == "Abiogenesis"
+        assert all(0 < tokens <= 128 for _, _, tokens in contexts.values())
+
+
+def test_rerun_is_up_to_date_and_a_new_budget_repacks_only_the_rankings(
+        pipeline: Pipeline) -> None:
+    again = pipeline.run()
+    assert {a: m["up_to_date"] for a, m in again.items() if a != "dump_files"} == {
+        a: True for a in again if a != "dump_files"}
+    repacked = pipeline.run(tokens=64)
+    assert repacked["candidate_passages"]["up_to_date"] is True
+    assert repacked["ranking_es"]["up_to_date"] is False
+    assert all(tokens <= 64 for _, _, tokens in pipeline.contexts("es").values())
+
+
+def test_a_deleted_index_is_rebuilt_although_nothing_upstream_changed(
+        pipeline: Pipeline) -> None:
+    shutil.rmtree(pipeline.index)
+    rebuilt = pipeline.run()
+    assert rebuilt["lexical_index"]["up_to_date"] is False
+    assert rebuilt["lexical_index"]["rebuilt"] is True
+    assert pipeline.contexts("es")["t1"][1][0] == "ABC islands"
