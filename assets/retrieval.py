@@ -3,6 +3,7 @@
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import duckdb
 from dagster import (
     AssetExecutionContext,
     Config,
@@ -19,14 +20,23 @@ from assets.questions import questions
 from pipeline import contexts
 from pipeline.candidates import VERSION_COLUMNS as CANDIDATE_COLUMNS
 from pipeline.candidates import find_candidates, read_candidates
+from pipeline.dense import DenseIndex
+from pipeline.embeddings import embed_table_missing
 from pipeline.models import ModelNotFoundError
 from pipeline.passages import Passage
 from pipeline.question_table import read_question_table
 from pipeline.questions import Question
-from pipeline.ranking import RankedPassage, pack_context, rank_by_edit_distance, rank_by_search
+from pipeline.ranking import (
+    RankedPassage,
+    pack_context,
+    question_text,
+    rank_by_edit_distance,
+    rank_by_search,
+)
 from pipeline.search.base import LexicalIndexError, sync_index
+from pipeline.semantic import VectorCache, rank_all
 from pipeline.tables import content_version, markdown_preview
-from resources import ContextBudget, LexicalSearch, ModelStore, Warehouse
+from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
 
 
 class IndexConfig(Config):
@@ -91,29 +101,81 @@ def _index_version(db, index_key: str) -> str:
     return f"{index_key}|{records}"
 
 
+def _load(embedders: SentenceEmbedders, role: str, models: ModelStore,
+          context: AssetExecutionContext):
+    try:
+        return embedders.load(role, models, context.log.info)
+    except ModelNotFoundError as exc:
+        raise Failure(str(exc)) from exc
+
+
+@asset(group_name="retrieval", deps=[wiki_chunks], code_version="1")
+def chunk_embeddings(context: AssetExecutionContext, warehouse: Warehouse,
+                     embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
+    """A vector of every chunk under the prompt embedder, for dense retrieval and the semantic
+    ranking. Only chunk texts with no vector for that model yet are embedded."""
+    with warehouse.get_connection() as db:
+        embedder, model = _load(embedders, "prompt", models, context)
+
+        def compute() -> Work:
+            report = embed_table_missing(db, embedder, log=context.log.info)
+            context.log.info(f"{embedder.key}: {report.computed} chunks embedded, "
+                             f"{report.already_present} already had vectors")
+            version = content_version(db, "(SELECT DISTINCT content_hash FROM wiki_chunks)",
+                                      "content_hash")
+            return Work(f"{embedder.key}|{version}", {
+                "chunks_embedded": report.computed,
+                "chunks_already_embedded": report.already_present,
+                "chunks_per_second": round(report.texts_per_second, 1)})
+
+        def describe() -> dict[str, Any]:
+            vectors = db.execute("SELECT count(*) FROM text_embeddings WHERE model_key = ?",
+                                 [embedder.key]).fetchone()[0]
+            return {**model.metadata(), "model_key": embedder.key,
+                    "dimension": embedder.dimension, "dagster/row_count": vectors}
+
+        return run_step(context, db, None, compute, describe,
+                        {**embedders.state("prompt"), "model_key": embedder.key})
+
+
 class CandidateConfig(Config):
-    hits_per_query: int = Field(default=10, description="Chunks retrieved per query.")
-    max_passages: int = Field(default=20, description="Candidate passages kept per question.")
+    hits_per_query: int = Field(default=30, description="Chunks retrieved per query.")
+    max_passages: int = Field(default=40, description="Lexical candidate passages kept per "
+                              "question (dense ones come on top).")
     max_chunks_per_passage: int = Field(
-        default=3, description="Longest run of neighbouring chunks merged into one passage, "
-        "so that one article cannot fill a whole context.")
+        default=1, description="Longest run of neighbouring chunks merged into one passage. "
+        "One keeps passages chunk-sized, so a short context holds several of them.")
+    dense_k: int = Field(default=10, description="Chunks added per question by dense "
+                         "retrieval with the prompt embedder (0: lexical only).")
 
 
-@asset(group_name="retrieval", deps=[questions, lexical_index, wiki_chunks], code_version="1")
+@asset(group_name="retrieval", deps=[questions, lexical_index, chunk_embeddings, wiki_chunks],
+       code_version="1")
 def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
-                       warehouse: Warehouse, lexical_search: LexicalSearch) -> MaterializeResult:
-    """Per question: lexical hits of every prompt and option sentence, merged into passages of
-    neighbouring chunks (the 4th-place recipe)."""
+                       warehouse: Warehouse, lexical_search: LexicalSearch,
+                       embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
+    """Per question: lexical hits of every prompt and option sentence (the 4th-place recipe),
+    plus the chunks nearest the whole question, merged into passages of neighbouring chunks."""
     with warehouse.get_connection() as db:
 
         def compute() -> Work:
             asked = read_question_table(db)
+            dense_search = None
+            if config.dense_k:
+                embedder, _ = _load(embedders, "prompt", models, context)
+                dense = DenseIndex(db, embedder.key)
+                texts = VectorCache(db, embedder, context.log.info)
+
+                def dense_search(batch):
+                    return dense.search(texts.texts([question_text(q) for q in batch]),
+                                        config.dense_k)
             try:
                 with lexical_search.open() as index:
                     stats = find_candidates(
                         db, index.search_many, asked, hits_per_query=config.hits_per_query,
                         max_passages=config.max_passages,
-                        max_chunks_per_passage=config.max_chunks_per_passage)
+                        max_chunks_per_passage=config.max_chunks_per_passage,
+                        dense_search=dense_search)
             except LexicalIndexError as exc:
                 raise Failure(str(exc)) from exc
             context.log.info(f"{stats.queries} queries for {stats.questions} questions gave "
@@ -143,12 +205,23 @@ def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
 
 
 Ranker = Callable[[Question, Sequence[Passage]], list[RankedPassage]]
+Key = tuple[str, str]
+RankAll = Callable[[duckdb.DuckDBPyConnection, list[tuple[str, Question]],
+                    dict[Key, list[Passage]]], dict[Key, list[RankedPassage]]]
 
 
-def materialize_ranking(context: AssetExecutionContext, ranking: str, rank: Ranker,
+def per_question(rank: Ranker) -> RankAll:
+    """A ranking that looks at one question at a time."""
+    def rank_all(_db, asked, candidates):
+        return {(role, q.id): rank(q, candidates.get((role, q.id), [])) for role, q in asked}
+    return rank_all
+
+
+def materialize_ranking(context: AssetExecutionContext, ranking: str, rank_all: RankAll,
                         warehouse: Warehouse, budget: ContextBudget, models: ModelStore,
-                        state: dict[str, Any] | None = None) -> MaterializeResult:
-    """Rank every question's candidates with ``rank``, pack contexts, store both, report."""
+                        config: Config | None = None, state: dict[str, Any] | None = None,
+                        metadata: dict[str, Any] | None = None) -> MaterializeResult:
+    """Rank every question's candidates, pack their contexts, store both, and report."""
     with warehouse.get_connection() as db:
 
         def compute() -> Work:
@@ -156,12 +229,11 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank: Rank
                 count = budget.counter(models, context.log.info)
             except ModelNotFoundError as exc:
                 raise Failure(str(exc)) from exc
-            candidates = read_candidates(db)
-            results = []
-            for role, question in read_question_table(db):
-                ranked = rank(question, candidates.get((role, question.id), []))
-                results.append((role, question.id, ranked,
-                                pack_context(ranked, count, budget.tokens)))
+            asked = read_question_table(db)
+            ranked = rank_all(db, asked, read_candidates(db))
+            results = [(role, q.id, ranked[(role, q.id)],
+                        pack_context(ranked[(role, q.id)], count, budget.tokens))
+                       for role, q in asked]
             contexts.write_ranking(db, ranking, results)
             return Work(content_version(
                 db, f"(SELECT * FROM packed_contexts WHERE ranking = '{ranking}')",
@@ -170,7 +242,7 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank: Rank
         def describe() -> dict[str, Any]:
             tokens = db.execute("SELECT round(avg(tokens), 1) FROM packed_contexts "
                                 "WHERE ranking = ?", [ranking]).fetchone()[0]
-            return {**contexts.retrieval_quality(db, ranking),
+            return {**contexts.retrieval_quality(db, ranking), **(metadata or {}),
                     "mean_context_tokens": tokens, "token_budget": budget.tokens,
                     "tokenizer": budget.tokenizer,
                     "preview": MetadataValue.md(markdown_preview(
@@ -178,7 +250,7 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank: Rank
                             f"WHERE ranking = '{ranking}' ORDER BY role, question_id LIMIT 3",
                         width=200))}
 
-        return run_step(context, db, None, compute, describe,
+        return run_step(context, db, config, compute, describe,
                         {"tokenizer": budget.tokenizer, "tokens": budget.tokens,
                          **(state or {})})
 
@@ -187,7 +259,7 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank: Rank
 def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
     """Candidates by search score: the lexical index's own order."""
-    return materialize_ranking(context, "es", lambda _, passages: rank_by_search(passages),
+    return materialize_ranking(context, "es", per_question(lambda _, ps: rank_by_search(ps)),
                                warehouse, context_budget, models)
 
 
@@ -196,5 +268,39 @@ def ranking_edit_distance(context: AssetExecutionContext, warehouse: Warehouse,
                           context_budget: ContextBudget, models: ModelStore
                           ) -> MaterializeResult:
     """Candidates by normalised word-level edit distance to the question (prompt + options)."""
-    return materialize_ranking(context, "edit_distance", rank_by_edit_distance, warehouse,
-                               context_budget, models)
+    return materialize_ranking(context, "edit_distance", per_question(rank_by_edit_distance),
+                               warehouse, context_budget, models)
+
+
+class SemanticConfig(Config):
+    rerank_top: int = Field(
+        default=5, description="Passages, best by prompt similarity, that the option embedder "
+        "re-scores; the heavier model sees only these.")
+    prompt_weight: float = Field(default=0.5, description="Weight of prompt-passage against "
+                                 "the mean option-passage similarity.")
+
+
+@asset(group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
+       code_version="1")
+def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
+                     warehouse: Warehouse, context_budget: ContextBudget, models: ModelStore,
+                     embedders: SentenceEmbedders) -> MaterializeResult:
+    """Candidates by cosine similarity: prompt-passage with the prompt embedder, options-passage
+    with the option embedder on the best few (see :mod:`pipeline.semantic`)."""
+    prompt_embedder, prompt_model = _load(embedders, "prompt", models, context)
+    option_embedder, option_model = _load(embedders, "option", models, context)
+
+    def rank(db, asked, candidates):
+        prompt = VectorCache(db, prompt_embedder, context.log.info)
+        option = VectorCache(db, option_embedder, context.log.info)
+        ranked = rank_all(asked, candidates, prompt, option, rerank_top=config.rerank_top,
+                          prompt_weight=config.prompt_weight)
+        context.log.info(f"embedded {prompt.computed} texts with {prompt_embedder.key} and "
+                         f"{option.computed} with {option_embedder.key}")
+        return ranked
+
+    models_used = {f"prompt_{k}": v for k, v in prompt_model.metadata().items()}
+    models_used |= {f"option_{k}": v for k, v in option_model.metadata().items()}
+    return materialize_ranking(
+        context, "semantic", rank, warehouse, context_budget, models, config,
+        {"prompt_key": prompt_embedder.key, "option_key": option_embedder.key}, models_used)

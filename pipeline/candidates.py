@@ -4,6 +4,12 @@ Each question's prompt and options are split into sentences, each sentence becom
 its de-duplicated, stop-word-filtered words (:mod:`pipeline.queries`), every query goes to the
 lexical index, and the hits of all of a question's queries are merged into passages of
 neighbouring chunks (:mod:`pipeline.passages`).
+
+Dense retrieval, when given, adds the chunks nearest to the whole question under a sentence
+embedder. They join the lexical hits before merging, with no search score of their own: the
+search order stays BM25's, the ``max_passages`` lexical passages come first, and the passages
+only dense retrieval found follow them. Questions whose wording shares few rare words with their
+source passage are the ones it rescues.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ SCHEMA = pa.schema([
 VERSION_COLUMNS = "role, question_id, search_rank, passage_id, text, score"
 
 SearchMany = Callable[[Sequence[str], int], list[list[tuple[str, float]]]]
+DenseSearch = Callable[[Sequence[Question]], Sequence[list[tuple[str, float]]]]
+DENSE_KEY = "dense"
 
 
 @dataclass
@@ -46,11 +54,12 @@ class CandidateStats:
 def find_candidates(db: duckdb.DuckDBPyConnection, search_many: SearchMany,
                     questions: Sequence[tuple[str, Question]], *, hits_per_query: int = 10,
                     max_passages: int = 20, max_chunks_per_passage: int | None = 4,
+                    dense_search: DenseSearch | None = None,
                     batch_questions: int = 64) -> CandidateStats:
     """Retrieve and store the candidate passages of every (role, question), replacing the table.
 
-    Questions go to the index in batches (one ``search_many`` call each), and only the hit
-    chunks are read back from ``wiki_chunks``.
+    Questions go to the index in batches (one ``search_many`` call each, and one
+    ``dense_search`` call if given), and only the hit chunks are read back from ``wiki_chunks``.
     """
     started = time.perf_counter()
     stats = CandidateStats()
@@ -62,12 +71,15 @@ def find_candidates(db: duckdb.DuckDBPyConnection, search_many: SearchMany,
             flat = [query for per_question in queries for query in per_question]
             results = search_many([query.text for query in flat], hits_per_query)
             hits = dict(zip((query.key for query in flat), results, strict=True))
-            rows = _chunk_rows(db, {chunk_id for found in results for chunk_id, _ in found})
+            dense = (list(dense_search([q for _, q in batch])) if dense_search
+                     else [[] for _ in batch])
+            rows = _chunk_rows(db, {chunk_id for found in [*results, *dense]
+                                    for chunk_id, _ in found})
             columns: dict[str, list[Any]] = {name: [] for name in SCHEMA.names}
-            for (role, question), question_queries in zip(batch, queries, strict=True):
-                passages = collect_passages({q.key: hits[q.key] for q in question_queries}, rows,
-                                            max_passages=max_passages,
-                                            max_chunks_per_passage=max_chunks_per_passage)
+            for (role, question), question_queries, nearest in zip(batch, queries, dense,
+                                                                    strict=True):
+                passages = _passages({q.key: hits[q.key] for q in question_queries}, nearest,
+                                     rows, max_passages, max_chunks_per_passage)
                 _add(columns, role, question.id, passages)
             append(db, "staging_candidates", columns, SCHEMA)
             stats.questions += len(batch)
@@ -81,6 +93,19 @@ def find_candidates(db: duckdb.DuckDBPyConnection, search_many: SearchMany,
         db.execute("DROP TABLE IF EXISTS staging_candidates")
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _passages(lexical: dict[str, list[tuple[str, float]]], dense: list[tuple[str, float]],
+              rows: dict, max_passages: int, max_chunks: int | None) -> list[Passage]:
+    """The best ``max_passages`` lexical passages, then the other passages dense retrieval hit."""
+    dense_ids = {chunk_id for chunk_id, _ in dense}
+    merged = collect_passages({**lexical, DENSE_KEY: [(c, 0.0) for c in dense_ids]}, rows,
+                              max_passages=None, max_chunks_per_passage=max_chunks)
+    found = [p for p in merged if p.score > 0][:max_passages]
+    kept = {p.passage_id for p in found}
+    extra = [p for p in merged
+             if p.passage_id not in kept and dense_ids.intersection(p.chunk_ids)]
+    return found + extra
 
 
 def _chunk_rows(db: duckdb.DuckDBPyConnection, chunk_ids: set[str]) -> dict:

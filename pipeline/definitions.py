@@ -12,9 +12,16 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
 from assets.corpus import corpus_checks, dump_files, wiki_articles, wiki_chunks
 from assets.questions import questions
-from assets.retrieval import candidate_passages, lexical_index, ranking_edit_distance, ranking_es
+from assets.retrieval import (
+    candidate_passages,
+    chunk_embeddings,
+    lexical_index,
+    ranking_edit_distance,
+    ranking_es,
+    ranking_semantic,
+)
 from pipeline.paths import work_dir
-from resources import ContextBudget, LexicalSearch, ModelStore, Warehouse
+from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
 
 
 def lexical_search() -> LexicalSearch:
@@ -44,8 +51,8 @@ answer_job = define_asset_job(
 )
 
 defs = Definitions(
-    assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index,
-            candidate_passages, ranking_es, ranking_edit_distance],
+    assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
+            candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic],
     asset_checks=corpus_checks,
     jobs=[corpus_job, answer_job],
     resources={
@@ -53,5 +60,6 @@ defs = Definitions(
         "lexical_search": lexical_search(),
         "models": ModelStore(),
         "context_budget": ContextBudget(),
+        "embedders": SentenceEmbedders(),
     },
 )

@@ -1,8 +1,9 @@
 """Dagster resources: connections to the systems outside the Python process."""
 
 from resources.contexts import ContextBudget
+from resources.embedders import SentenceEmbedders
 from resources.models import ModelStore
 from resources.search import LexicalSearch
 from resources.warehouse import Warehouse
 
-__all__ = ["ContextBudget", "LexicalSearch", "ModelStore", "Warehouse"]
+__all__ = ["ContextBudget", "LexicalSearch", "ModelStore", "SentenceEmbedders", "Warehouse"]

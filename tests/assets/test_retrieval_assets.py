@@ -10,12 +10,21 @@ from dagster import DagsterInstance, RunConfig, materialize
 
 from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.questions import QuestionsConfig, questions
-from assets.retrieval import candidate_passages, lexical_index, ranking_edit_distance, ranking_es
-from resources import ContextBudget, LexicalSearch, ModelStore, Warehouse
+from assets.retrieval import (
+    candidate_passages,
+    chunk_embeddings,
+    lexical_index,
+    ranking_edit_distance,
+    ranking_es,
+    ranking_semantic,
+)
+from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
 from tests.conftest import FIXTURES
 
-ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, candidate_passages,
-          ranking_es, ranking_edit_distance]
+ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
+          candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic]
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+RANKINGS = ("es", "edit_distance", "semantic")
 
 
 class Pipeline:
@@ -33,7 +42,9 @@ class Pipeline:
             resources={"warehouse": Warehouse(database=str(self.database)),
                        "lexical_search": LexicalSearch(path=str(self.index)),
                        "models": ModelStore(store=str(self.root / "models")),
-                       "context_budget": ContextBudget(tokens=tokens)},
+                       "context_budget": ContextBudget(tokens=tokens),
+                       # MiniLM on both sides keeps the test fast; MPNet is the default.
+                       "embedders": SentenceEmbedders(option_model=MINILM)},
             run_config=RunConfig({
                 "dump_files": DumpConfig(location=str(self.dump)),
                 "questions": QuestionsConfig(
@@ -44,6 +55,10 @@ class Pipeline:
             k: v.value for k, v in
             result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
             for asset in ASSETS}
+
+    def distinct_chunk_texts(self) -> int:
+        with duckdb.connect(str(self.database), read_only=True) as db:
+            return db.execute("SELECT count(DISTINCT content_hash) FROM wiki_chunks").fetchone()[0]
 
     def contexts(self, ranking: str) -> dict[str, tuple[str, list[str], int]]:
         with duckdb.connect(str(self.database), read_only=True) as db:
@@ -61,8 +76,13 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
 
 
 def test_each_question_gets_its_source_article_in_context(pipeline: Pipeline) -> None:
-    assert pipeline.first["lexical_index"]["chunks_indexed"] > 12
-    for ranking in ("es", "edit_distance"):
+    chunks = pipeline.first["wiki_chunks"]["dagster/row_count"]
+    assert pipeline.first["lexical_index"]["chunks_indexed"] == chunks
+    assert pipeline.first["chunk_embeddings"]["chunks_embedded"] == pipeline.distinct_chunk_texts()
+    semantic = pipeline.first["ranking_semantic"]
+    assert semantic["prompt_model_requested"] == "sentence-transformers/msmarco-bert-base-dot-v5"
+    assert semantic["prompt_model_fallback"] == "yes", "msmarco is not to be had here"
+    for ranking in RANKINGS:
         contexts = pipeline.contexts(ranking)
         assert contexts["t1"][1][0] == "ABC islands"
         assert contexts["t2"][1][0] == "Aaron Copland"
@@ -89,3 +109,19 @@ def test_a_deleted_index_is_rebuilt_although_nothing_upstream_changed(
     assert rebuilt["lexical_index"]["up_to_date"] is False
     assert rebuilt["lexical_index"]["rebuilt"] is True
     assert pipeline.contexts("es")["t1"][1][0] == "ABC islands"
+
+
+def test_a_new_shard_indexes_and_embeds_only_its_chunks(pipeline: Pipeline) -> None:
+    before = pipeline.run()
+    texts_before = pipeline.distinct_chunk_texts()
+    shutil.copy(FIXTURES / "tiny-00001.json.bz2", pipeline.dump)
+    after = pipeline.run()
+    added = after["wiki_chunks"]["dagster/row_count"] - before["wiki_chunks"]["dagster/row_count"]
+    assert added > 0
+    # Vectors are per distinct text: a new chunk whose text is already known is not embedded.
+    assert after["chunk_embeddings"]["chunks_embedded"] == (
+        pipeline.distinct_chunk_texts() - texts_before) > 0
+    assert after["chunk_embeddings"]["chunks_already_embedded"] == texts_before
+    # More than half the chunks are new: building a fresh index beats updating in place.
+    assert after["lexical_index"]["rebuilt"] is True
+    assert after["lexical_index"]["chunks_indexed"] == after["wiki_chunks"]["dagster/row_count"]

@@ -1,0 +1,59 @@
+"""The sentence-embedder resource: the recipe's two embedders, resolved through the model store."""
+
+from collections.abc import Callable
+from functools import cache
+from typing import Any, Literal
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from pipeline.embeddings import Embedder
+from pipeline.models import ResolvedModel
+from resources.models import ModelStore
+
+Role = Literal["prompt", "option"]
+
+
+class SentenceEmbedders(ConfigurableResource):
+    """Which sentence-transformers models embed what.
+
+    ``prompt``: chunks and prompts, for dense retrieval and prompt↔passage similarity. The
+    4th-place recipe used msmarco-bert-base-dot-v5, which no package carries here; the fallback,
+    all-MiniLM-L6-v2, is what runs on these machines, and the asset metadata says so.
+    ``option``: options against the best passages (all-mpnet-base-v2 in the recipe).
+    Each name is a hub id or a local path; a user with the recipe's models points at them.
+    """
+
+    prompt_model: str = "sentence-transformers/msmarco-bert-base-dot-v5"
+    prompt_fallbacks: list[str] = Field(
+        default_factory=lambda: ["sentence-transformers/all-MiniLM-L6-v2"])
+    option_model: str = "sentence-transformers/all-mpnet-base-v2"
+    option_fallbacks: list[str] = Field(default_factory=list)
+    batch_size: int = 64
+    threads: int | None = Field(default=None, description="torch threads (default: torch's).")
+    runtime: Literal["fp32", "int8", "int8-partial"] = Field(
+        default="fp32", description="int8 runs faster on a CPU but moves rankings (see README).")
+
+    def references(self, role: Role) -> tuple[str, tuple[str, ...]]:
+        if role == "prompt":
+            return self.prompt_model, tuple(self.prompt_fallbacks)
+        return self.option_model, tuple(self.option_fallbacks)
+
+    def state(self, role: Role) -> dict[str, Any]:
+        """What decides the vectors, for the step fingerprint."""
+        model, fallbacks = self.references(role)
+        return {f"{role}_model": model, f"{role}_fallbacks": list(fallbacks),
+                "runtime": self.runtime}
+
+    def load(self, role: Role, models: ModelStore,
+             log: Callable[[str], None] = print) -> tuple[Embedder, ResolvedModel]:
+        model, fallbacks = self.references(role)
+        resolved = models.resolve(model, fallbacks, log=log)
+        return _embedder(resolved, self.batch_size, self.threads, self.runtime), resolved
+
+
+@cache
+def _embedder(model: ResolvedModel, batch_size: int, threads: int | None,
+              runtime: str) -> Embedder:
+    """One loaded model per process, however many assets use it."""
+    return Embedder(model, batch_size=batch_size, threads=threads, runtime=runtime)
