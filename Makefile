@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/var/dagster_home
 export HF_HUB_OFFLINE ?= 1
-JOB ?= corpus_job
+JOB ?= answer_job
 
 .PHONY: run test ui lint bench clean
 
@@ -18,7 +18,7 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
 
-## run: materialise the main job on the sample dump (recomputes only what changed)
+## run: the main job on the sample dump: dumps to contexts (recomputes only what changed)
 run: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dagster job execute -m pipeline.definitions -j $(JOB)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
 from assets.corpus import corpus_checks, dump_files, wiki_articles, wiki_chunks
 from assets.questions import questions
@@ -50,11 +50,17 @@ answer_job = define_asset_job(
     description="The whole pipeline: dumps to contexts (and, as it grows, to submission.csv).",
 )
 
+# Every step reads or writes the one DuckDB file, and DuckDB lets one process at a time open it
+# for writing: steps run one after another, each in its own process (the default executor's
+# isolation). On one 2-core machine the embedding steps use both cores anyway.
+executor = multiprocess_executor.configured({"max_concurrent": 1})
+
 defs = Definitions(
     assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
             candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic],
     asset_checks=corpus_checks,
     jobs=[corpus_job, answer_job],
+    executor=executor,
     resources={
         "warehouse": Warehouse(database=str(work_dir() / "warehouse.duckdb")),
         "lexical_search": lexical_search(),

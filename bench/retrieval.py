@@ -1,0 +1,57 @@
+"""Retrieval quality and re-run cost of the pipeline's current warehouse.
+
+Prints, per ranking, recall@1, @5 and @20 of each validation question's gold passage (the corpus
+page its question was written from) and the share of questions whose packed context holds it,
+with a 95% bootstrap interval; the same for the candidate set; then the wall time of a no-change
+re-run of the whole job through ``dagster job execute``, against the persistent instance.
+
+    make run && .venv/bin/python bench/retrieval.py [--no-rerun]
+"""
+
+import argparse
+import os
+import subprocess
+import time
+
+import duckdb
+
+from pipeline.contexts import retrieval_quality
+from pipeline.paths import PROJECT_ROOT, work_dir
+
+RANKINGS = ("es", "edit_distance", "semantic")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", default=str(work_dir() / "warehouse.duckdb"))
+    parser.add_argument("--no-rerun", action="store_true", help="skip the re-run timing")
+    args = parser.parse_args()
+    with duckdb.connect(args.warehouse, read_only=True) as db:
+        candidates = db.execute("""
+            SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM candidate_passages c
+                WHERE c.role = q.role AND c.question_id = q.id AND c.title = q.gold_title)
+                THEN 1.0 ELSE 0.0 END), count(*)
+            FROM questions q WHERE q.role = 'validation' AND q.gold_title IS NOT NULL
+            """).fetchone()
+        print(f"validation questions with a gold passage: {candidates[1]}; "
+              f"gold among the candidates: {candidates[0]:.3f}")
+        print(f"{'ranking':15}{'R@1':>7}{'R@5':>7}{'R@20':>7}{'in context':>12}{'95% CI':>16}")
+        for ranking in RANKINGS:
+            q = retrieval_quality(db, ranking)
+            if not q:
+                print(f"{ranking:15}  (not materialised)")
+                continue
+            print(f"{ranking:15}{q['recall_at_1']:7.3f}{q['recall_at_5']:7.3f}"
+                  f"{q['recall_at_20']:7.3f}{q['gold_in_context']:12.3f}"
+                  f"   [{q['gold_in_context_low']:.3f}, {q['gold_in_context_high']:.3f}]")
+    if not args.no_rerun:
+        env = {**os.environ, "DAGSTER_HOME": str(work_dir() / "dagster_home")}
+        started = time.perf_counter()
+        subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "dagster"), "job", "execute", "-m",
+                        "pipeline.definitions", "-j", "answer_job"], check=True, env=env,
+                       cwd=PROJECT_ROOT, capture_output=True)
+        print(f"no-change re-run of answer_job: {time.perf_counter() - started:.1f}s wall")
+
+
+if __name__ == "__main__":
+    main()
