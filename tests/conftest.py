@@ -38,3 +38,12 @@ def sample_warehouse(sample_warehouse_path: Path, tmp_path: Path) -> Iterator[
     shutil.copy(sample_warehouse_path, copy)
     with duckdb.connect(str(copy)) as db:
         yield db
+
+
+@pytest.fixture
+def tiny_warehouse(tmp_path: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The two tiny real shards of ``fixtures/``, ingested and chunked: 17 articles."""
+    with duckdb.connect(str(tmp_path / "tiny.duckdb")) as db:
+        sync_articles(db, discover_shards(str(FIXTURES / "tiny-*")), "test", log=lambda _: None)
+        sync_chunks(db, 512, 1, "test")
+        yield db
