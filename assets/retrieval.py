@@ -22,7 +22,7 @@ from pipeline.candidates import VERSION_COLUMNS as CANDIDATE_COLUMNS
 from pipeline.candidates import find_candidates, read_candidates
 from pipeline.dense import DenseIndex
 from pipeline.embeddings import embed_table_missing
-from pipeline.models import ModelNotFoundError
+from pipeline.models import ModelNotFoundError, ResolvedModel
 from pipeline.passages import Passage
 from pipeline.question_table import read_question_table
 from pipeline.questions import Question
@@ -101,10 +101,10 @@ def _index_version(db, index_key: str) -> str:
     return f"{index_key}|{records}"
 
 
-def _load(embedders: SentenceEmbedders, role: str, models: ModelStore,
-          context: AssetExecutionContext):
+def _resolve(embedders: SentenceEmbedders, role: str, models: ModelStore,
+             context: AssetExecutionContext) -> ResolvedModel:
     try:
-        return embedders.load(role, models, context.log.info)
+        return embedders.resolve(role, models, context.log.info)
     except ModelNotFoundError as exc:
         raise Failure(str(exc)) from exc
 
@@ -114,28 +114,30 @@ def chunk_embeddings(context: AssetExecutionContext, warehouse: Warehouse,
                      embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
     """A vector of every chunk under the prompt embedder, for dense retrieval and the semantic
     ranking. Only chunk texts with no vector for that model yet are embedded."""
+    model = _resolve(embedders, "prompt", models, context)
+    key = embedders.key(model)
     with warehouse.get_connection() as db:
-        embedder, model = _load(embedders, "prompt", models, context)
 
         def compute() -> Work:
+            embedder = embedders.load(model)
             report = embed_table_missing(db, embedder, log=context.log.info)
             context.log.info(f"{embedder.key}: {report.computed} chunks embedded, "
                              f"{report.already_present} already had vectors")
             version = content_version(db, "(SELECT DISTINCT content_hash FROM wiki_chunks)",
                                       "content_hash")
             return Work(f"{embedder.key}|{version}", {
+                "dimension": embedder.dimension,
                 "chunks_embedded": report.computed,
                 "chunks_already_embedded": report.already_present,
                 "chunks_per_second": round(report.texts_per_second, 1)})
 
         def describe() -> dict[str, Any]:
-            vectors = db.execute("SELECT count(*) FROM text_embeddings WHERE model_key = ?",
-                                 [embedder.key]).fetchone()[0]
-            return {**model.metadata(), "model_key": embedder.key,
-                    "dimension": embedder.dimension, "dagster/row_count": vectors}
+            vectors = db.execute(
+                "SELECT count(*) FROM text_embeddings WHERE model_key = ? AND content_hash IN "
+                "(SELECT content_hash FROM wiki_chunks)", [key]).fetchone()[0]
+            return {**model.metadata(), "model_key": key, "dagster/row_count": vectors}
 
-        return run_step(context, db, None, compute, describe,
-                        {**embedders.state("prompt"), "model_key": embedder.key})
+        return run_step(context, db, None, compute, describe, {"model_key": key})
 
 
 class CandidateConfig(Config):
@@ -162,7 +164,7 @@ def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
             asked = read_question_table(db)
             dense_search = None
             if config.dense_k:
-                embedder, _ = _load(embedders, "prompt", models, context)
+                embedder = embedders.load(_resolve(embedders, "prompt", models, context))
                 dense = DenseIndex(db, embedder.key)
                 texts = VectorCache(db, embedder, context.log.info)
 
@@ -287,20 +289,21 @@ def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
                      embedders: SentenceEmbedders) -> MaterializeResult:
     """Candidates by cosine similarity: prompt-passage with the prompt embedder, options-passage
     with the option embedder on the best few (see :mod:`pipeline.semantic`)."""
-    prompt_embedder, prompt_model = _load(embedders, "prompt", models, context)
-    option_embedder, option_model = _load(embedders, "option", models, context)
+    prompt_model = _resolve(embedders, "prompt", models, context)
+    option_model = _resolve(embedders, "option", models, context)
 
     def rank(db, asked, candidates):
-        prompt = VectorCache(db, prompt_embedder, context.log.info)
-        option = VectorCache(db, option_embedder, context.log.info)
+        prompt = VectorCache(db, embedders.load(prompt_model), context.log.info)
+        option = VectorCache(db, embedders.load(option_model), context.log.info)
         ranked = rank_all(asked, candidates, prompt, option, rerank_top=config.rerank_top,
                           prompt_weight=config.prompt_weight)
-        context.log.info(f"embedded {prompt.computed} texts with {prompt_embedder.key} and "
-                         f"{option.computed} with {option_embedder.key}")
+        context.log.info(f"embedded {prompt.computed} texts with {prompt.embedder.key} and "
+                         f"{option.computed} with {option.embedder.key}")
         return ranked
 
     models_used = {f"prompt_{k}": v for k, v in prompt_model.metadata().items()}
     models_used |= {f"option_{k}": v for k, v in option_model.metadata().items()}
     return materialize_ranking(
         context, "semantic", rank, warehouse, context_budget, models, config,
-        {"prompt_key": prompt_embedder.key, "option_key": option_embedder.key}, models_used)
+        {"prompt_key": embedders.key(prompt_model), "option_key": embedders.key(option_model)},
+        models_used)

@@ -21,6 +21,7 @@ Ties are broken by the lower index, so the result equals a stable argsort of the
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,6 +53,22 @@ class TextEncoder(Protocol):
     dimension: int
 
     def encode(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def embedder_key(model: ResolvedModel, runtime: Runtime = "fp32",
+                 max_seq_length: int | None = None) -> str | None:
+    """The key an :class:`Embedder` of ``model`` will have, without loading the model.
+
+    Read from the model's ``sentence_bert_config.json``; ``None`` when it names no sequence
+    length (then only loading the model tells).
+    """
+    if max_seq_length is None:
+        config = model.path / "sentence_bert_config.json"
+        try:
+            max_seq_length = int(json.loads(config.read_text())["max_seq_length"])
+        except (OSError, KeyError, ValueError, TypeError):
+            return None
+    return f"{model.key}:seq{max_seq_length}{RUNTIME_KEYS[runtime]}"
 
 
 class Embedder:

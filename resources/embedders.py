@@ -2,12 +2,12 @@
 
 from collections.abc import Callable
 from functools import cache
-from typing import Any, Literal
+from typing import Literal
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from pipeline.embeddings import Embedder
+from pipeline.embeddings import Embedder, embedder_key
 from pipeline.models import ResolvedModel
 from resources.models import ModelStore
 
@@ -39,21 +39,22 @@ class SentenceEmbedders(ConfigurableResource):
             return self.prompt_model, tuple(self.prompt_fallbacks)
         return self.option_model, tuple(self.option_fallbacks)
 
-    def state(self, role: Role) -> dict[str, Any]:
-        """What decides the vectors, for the step fingerprint."""
+    def resolve(self, role: Role, models: ModelStore,
+                log: Callable[[str], None] = print) -> ResolvedModel:
+        """The model a role uses (cheap once assembled: nothing is loaded)."""
         model, fallbacks = self.references(role)
-        return {f"{role}_model": model, f"{role}_fallbacks": list(fallbacks),
-                "runtime": self.runtime}
+        return models.resolve(model, fallbacks, log=log)
 
-    def load(self, role: Role, models: ModelStore,
-             log: Callable[[str], None] = print) -> tuple[Embedder, ResolvedModel]:
-        model, fallbacks = self.references(role)
-        resolved = models.resolve(model, fallbacks, log=log)
-        return _embedder(resolved, self.batch_size, self.threads, self.runtime), resolved
+    def key(self, model: ResolvedModel) -> str:
+        """The key of the vectors ``model`` gives under this runtime, without loading it."""
+        return embedder_key(model, self.runtime) or self.load(model).key
+
+    def load(self, model: ResolvedModel) -> Embedder:
+        """The loaded embedder: once per process, however many assets use it."""
+        return _embedder(model, self.batch_size, self.threads, self.runtime)
 
 
 @cache
 def _embedder(model: ResolvedModel, batch_size: int, threads: int | None,
               runtime: str) -> Embedder:
-    """One loaded model per process, however many assets use it."""
     return Embedder(model, batch_size=batch_size, threads=threads, runtime=runtime)

@@ -13,6 +13,7 @@ from pipeline.embeddings import (
     Embedder,
     embed_missing,
     embed_table_missing,
+    embedder_key,
     load_matrix,
     top_k,
 )
@@ -201,3 +202,10 @@ def test_gguf_model_is_refused(tmp_path: Path) -> None:
     gguf.write_bytes(b"GGUF")
     with pytest.raises(ValueError, match="GGUF language model"):
         Embedder(resolve(str(gguf), store=tmp_path, online=False))
+
+
+def test_the_key_is_known_without_loading_the_model(minilm: ResolvedModel,
+                                                     embedder: Embedder) -> None:
+    assert embedder_key(minilm) == embedder.key
+    assert embedder_key(minilm, "int8") == embedder.key + ":int8"
+    assert embedder_key(minilm, max_seq_length=128).endswith(":seq128")
