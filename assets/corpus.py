@@ -4,7 +4,6 @@ from typing import Any
 
 from dagster import (
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetExecutionContext,
     Config,
     DataVersion,
@@ -18,6 +17,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from assets.checks import violations
 from assets.incremental import Work, run_step
 from pipeline import articles, chunks
 from pipeline.dumps import ShardError, discover_shards
@@ -196,42 +196,28 @@ def wiki_chunks(context: AssetExecutionContext, config: ChunkConfig,
         return run_step(context, db, config, compute, describe)
 
 
-def _violations(warehouse: Warehouse, query: str, description: str,
-                severity: AssetCheckSeverity = AssetCheckSeverity.ERROR) -> AssetCheckResult:
-    """Run a query that lists offending rows; the check passes when it finds none."""
-    with warehouse.get_connection() as db:
-        rows = db.execute(f"SELECT * FROM ({query}) LIMIT 5").fetchall()
-        count = db.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
-    return AssetCheckResult(
-        passed=count == 0, severity=severity,
-        metadata={"violations": count, "examples": MetadataValue.json([list(map(str, r))
-                                                                      for r in rows])},
-        description=description if count else None,
-    )
-
-
 @asset_check(asset=wiki_chunks, description="No two chunks share a chunk_id.")
 def chunk_ids_unique(warehouse: Warehouse) -> AssetCheckResult:
-    return _violations(warehouse, "SELECT chunk_id, count(*) AS n FROM wiki_chunks "
+    return violations(warehouse, "SELECT chunk_id, count(*) AS n FROM wiki_chunks "
                        "GROUP BY chunk_id HAVING n > 1", "duplicate chunk ids")
 
 
 @asset_check(asset=wiki_chunks, description="Every chunk has non-blank text.")
 def no_empty_chunks(warehouse: Warehouse) -> AssetCheckResult:
-    return _violations(warehouse, "SELECT chunk_id FROM wiki_chunks WHERE trim(text) = ''",
+    return violations(warehouse, "SELECT chunk_id FROM wiki_chunks WHERE trim(text) = ''",
                        "empty chunks")
 
 
 @asset_check(asset=wiki_chunks, description="Every chunk's page_id is an article.")
 def chunks_have_articles(warehouse: Warehouse) -> AssetCheckResult:
-    return _violations(warehouse, "SELECT chunk_id, page_id FROM wiki_chunks ANTI JOIN "
+    return violations(warehouse, "SELECT chunk_id, page_id FROM wiki_chunks ANTI JOIN "
                        "wiki_articles USING (page_id)", "chunks of missing articles")
 
 
 @asset_check(asset=wiki_chunks,
              description="No chunk is longer than the max_chars it was chunked with.")
 def chunk_sizes_within_bound(warehouse: Warehouse) -> AssetCheckResult:
-    return _violations(
+    return violations(
         warehouse,
         "SELECT c.chunk_id, length(c.text) AS chars, split_part(a.chunker, ':', 2) AS bound "
         "FROM wiki_chunks c JOIN chunked_articles a USING (page_id) "

@@ -5,15 +5,18 @@ from typing import Any
 
 import duckdb
 from dagster import (
+    AssetCheckResult,
     AssetExecutionContext,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
     asset,
+    asset_check,
 )
 from pydantic import Field
 
+from assets.checks import violations
 from assets.corpus import wiki_chunks
 from assets.incremental import Work, run_step
 from assets.questions import questions
@@ -307,3 +310,40 @@ def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
         context, "semantic", rank, warehouse, context_budget, models, config,
         {"prompt_key": embedders.key(prompt_model), "option_key": embedders.key(option_model)},
         models_used)
+
+
+@asset_check(asset=lexical_index, description="The index holds exactly the chunks of wiki_chunks.")
+def index_matches_chunks(warehouse: Warehouse) -> AssetCheckResult:
+    return violations(warehouse, """
+        WITH latest AS (SELECT index_key FROM lexical_indexes ORDER BY synced_at DESC LIMIT 1),
+             held AS (SELECT chunk_id, content_hash FROM indexed_chunks
+                      WHERE index_key = (SELECT index_key FROM latest))
+        (SELECT chunk_id, content_hash FROM wiki_chunks EXCEPT SELECT * FROM held)
+        UNION ALL (SELECT * FROM held EXCEPT SELECT chunk_id, content_hash FROM wiki_chunks)""",
+        "chunks missing from the index, stale, or indexed but gone")
+
+
+@asset_check(asset=candidate_passages, description="Every question has candidate passages.")
+def every_question_has_candidates(warehouse: Warehouse) -> AssetCheckResult:
+    return violations(warehouse, "SELECT q.role, q.id FROM questions q ANTI JOIN "
+                       "candidate_passages c ON c.role = q.role AND c.question_id = q.id",
+                       "questions without candidates")
+
+
+def _context_check(ranking_asset, ranking: str):
+    @asset_check(asset=ranking_asset, name="contexts_within_budget",
+                 description="Every question has a non-empty context within the token budget.")
+    def check(warehouse: Warehouse, context_budget: ContextBudget) -> AssetCheckResult:
+        return violations(warehouse, f"""
+            SELECT q.role, q.id, c.tokens FROM questions q LEFT JOIN packed_contexts c
+                ON c.role = q.role AND c.question_id = q.id AND c.ranking = '{ranking}'
+            WHERE c.context IS NULL OR c.context = '' OR c.tokens > {context_budget.tokens}""",
+            "missing, empty or over-budget contexts")
+    return check
+
+
+retrieval_checks = [
+    index_matches_chunks, every_question_has_candidates,
+    _context_check(ranking_es, "es"), _context_check(ranking_edit_distance, "edit_distance"),
+    _context_check(ranking_semantic, "semantic"),
+]

@@ -19,6 +19,7 @@ from assets.retrieval import (
     ranking_edit_distance,
     ranking_es,
     ranking_semantic,
+    retrieval_checks,
 )
 from pipeline.paths import work_dir
 from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
@@ -58,7 +59,7 @@ executor = multiprocess_executor.configured({"max_concurrent": 1})
 defs = Definitions(
     assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
             candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic],
-    asset_checks=corpus_checks,
+    asset_checks=[*corpus_checks, *retrieval_checks],
     jobs=[corpus_job, answer_job],
     executor=executor,
     resources={

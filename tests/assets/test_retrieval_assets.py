@@ -17,6 +17,7 @@ from assets.retrieval import (
     ranking_edit_distance,
     ranking_es,
     ranking_semantic,
+    retrieval_checks,
 )
 from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
 from tests.conftest import FIXTURES
@@ -38,7 +39,7 @@ class Pipeline:
 
     def run(self, tokens: int = 128) -> dict[str, dict[str, Any]]:
         result = materialize(
-            ASSETS, instance=self.instance,
+            [*ASSETS, *retrieval_checks], instance=self.instance,
             resources={"warehouse": Warehouse(database=str(self.database)),
                        "lexical_search": LexicalSearch(path=str(self.index)),
                        "models": ModelStore(store=str(self.root / "models")),
@@ -51,6 +52,7 @@ class Pipeline:
                     test_path=str(FIXTURES / "retrieval" / "test.csv"),
                     validation_path=str(FIXTURES / "retrieval" / "validation.csv"),
                     validation_split=False)}))
+        self.checks = result.get_asset_check_evaluations()
         return {asset.key.path[-1]: {
             k: v.value for k, v in
             result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
@@ -72,6 +74,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory):
     with DagsterInstance.ephemeral() as instance:
         built = Pipeline(tmp_path_factory.mktemp("retrieval"), instance)
         built.first = built.run()
+        built.first_checks = built.checks
         yield built
 
 
@@ -79,6 +82,8 @@ def test_each_question_gets_its_source_article_in_context(pipeline: Pipeline) ->
     chunks = pipeline.first["wiki_chunks"]["dagster/row_count"]
     assert pipeline.first["lexical_index"]["chunks_indexed"] == chunks
     assert pipeline.first["chunk_embeddings"]["chunks_embedded"] == pipeline.distinct_chunk_texts()
+    assert len(pipeline.first_checks) == len(retrieval_checks)
+    assert all(check.passed for check in pipeline.first_checks)
     semantic = pipeline.first["ranking_semantic"]
     assert semantic["prompt_model_requested"] == "sentence-transformers/msmarco-bert-base-dot-v5"
     assert semantic["prompt_model_fallback"] == "yes", "msmarco is not to be had here"
