@@ -16,7 +16,6 @@ the tests read), otherwise a noida-db server started on a free loopback port for
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
@@ -56,21 +55,13 @@ def exam_queries(questions: int) -> list[str]:
 @contextmanager
 def elasticsearch_url(folder: Path) -> Iterator[tuple[str, dict[str, Any], str]]:
     """URL, client options and a description of the Elasticsearch to measure."""
-    url = os.environ.get("ELASTICSEARCH_URL")
-    if url:
-        options: dict[str, Any] = {}
-        if api_key := os.environ.get("ELASTICSEARCH_API_KEY"):
-            options["api_key"] = api_key
-        if username := os.environ.get("ELASTICSEARCH_USERNAME"):
-            options["username"] = username
-            options["password"] = os.environ.get("ELASTICSEARCH_PASSWORD", "")
-        if ca_certs := os.environ.get("ELASTICSEARCH_CA_CERTS"):
-            options["ca_certs"] = ca_certs
-        yield url, options, "ELASTICSEARCH_URL"
-        return
     sys.path.insert(0, str(PROJECT_ROOT))  # the launcher lives with the tests
-    from tests.elasticsearch_server import start_noida
+    from tests.elasticsearch_server import ElasticsearchTarget, start_noida
 
+    target = ElasticsearchTarget.from_environment()
+    if target is not None:
+        yield target.url, target.options, "ELASTICSEARCH_URL"
+        return
     server = start_noida(folder / "noida")
     try:
         yield server.url, {}, "noida-db, loopback"

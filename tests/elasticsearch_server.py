@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import shutil
 import socket
 import ssl
@@ -46,6 +47,22 @@ class ElasticsearchTarget:
     def index(self, name: str, url: str | None = None, **settings: Any) -> ElasticsearchIndex:
         """An index on this server (or, through ``url``, on a proxy in front of it)."""
         return ElasticsearchIndex(url or self.url, name, **{**self.options, **settings})
+
+    @classmethod
+    def from_environment(cls) -> ElasticsearchTarget | None:
+        """The cluster named by ``ELASTICSEARCH_URL`` and its credentials, if one is set."""
+        url = os.environ.get("ELASTICSEARCH_URL")
+        if not url:
+            return None
+        options: dict[str, Any] = {}
+        if api_key := os.environ.get("ELASTICSEARCH_API_KEY"):
+            options["api_key"] = api_key
+        if username := os.environ.get("ELASTICSEARCH_USERNAME"):
+            options["username"] = username
+            options["password"] = os.environ.get("ELASTICSEARCH_PASSWORD", "")
+        if ca_certs := os.environ.get("ELASTICSEARCH_CA_CERTS"):
+            options["ca_certs"] = ca_certs
+        return cls(url, options)
 
 
 def free_port() -> int:

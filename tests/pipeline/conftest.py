@@ -8,10 +8,8 @@ free loopback port, with its data in a temporary folder.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import duckdb
 import pytest
@@ -23,17 +21,9 @@ SMALL_CORPUS = 300
 
 @pytest.fixture(scope="session")
 def elasticsearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchTarget]:
-    url = os.environ.get("ELASTICSEARCH_URL")
-    if url:
-        options: dict[str, Any] = {}
-        if api_key := os.environ.get("ELASTICSEARCH_API_KEY"):
-            options["api_key"] = api_key
-        if username := os.environ.get("ELASTICSEARCH_USERNAME"):
-            options["username"] = username
-            options["password"] = os.environ.get("ELASTICSEARCH_PASSWORD", "")
-        if ca_certs := os.environ.get("ELASTICSEARCH_CA_CERTS"):
-            options["ca_certs"] = ca_certs
-        yield ElasticsearchTarget(url, options)
+    target = ElasticsearchTarget.from_environment()
+    if target is not None:
+        yield target
         return
     if noida_binary() is None:
         pytest.skip("ELASTICSEARCH_URL is unset and noida-db is not installed")
