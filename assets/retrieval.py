@@ -193,12 +193,7 @@ def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
             rows, per_question = db.execute(
                 "SELECT count(*), round(count(*) / count(DISTINCT (role, question_id)), 1) "
                 "FROM candidate_passages").fetchone()
-            gold = db.execute("""
-                SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM candidate_passages c
-                    WHERE c.role = q.role AND c.question_id = q.id AND c.title = q.gold_title)
-                    THEN 1.0 ELSE 0.0 END)
-                FROM questions q WHERE q.role = 'validation' AND q.gold_title IS NOT NULL
-                """).fetchone()[0]
+            gold, _ = contexts.gold_in_candidates(db)
             return {"dagster/row_count": rows, "passages_per_question": per_question,
                     "gold_in_candidates": round(gold, 4) if gold is not None else "n/a",
                     "preview": MetadataValue.md(markdown_preview(

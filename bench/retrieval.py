@@ -15,7 +15,7 @@ import time
 
 import duckdb
 
-from pipeline.contexts import retrieval_quality
+from pipeline.contexts import gold_in_candidates, retrieval_quality
 from pipeline.paths import PROJECT_ROOT, work_dir
 
 RANKINGS = ("es", "edit_distance", "semantic")
@@ -27,14 +27,12 @@ def main() -> None:
     parser.add_argument("--no-rerun", action="store_true", help="skip the re-run timing")
     args = parser.parse_args()
     with duckdb.connect(args.warehouse, read_only=True) as db:
-        candidates = db.execute("""
-            SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM candidate_passages c
-                WHERE c.role = q.role AND c.question_id = q.id AND c.title = q.gold_title)
-                THEN 1.0 ELSE 0.0 END), count(*)
-            FROM questions q WHERE q.role = 'validation' AND q.gold_title IS NOT NULL
-            """).fetchone()
-        print(f"validation questions with a gold passage: {candidates[1]}; "
-              f"gold among the candidates: {candidates[0]:.3f}")
+        share, questions = gold_in_candidates(db)
+        if share is None:
+            print("no validation question with a gold passage: nothing to measure")
+            return
+        print(f"validation questions with a gold passage: {questions}; "
+              f"gold among the candidates: {share:.3f}")
         print(f"{'ranking':15}{'R@1':>7}{'R@5':>7}{'R@20':>7}{'in context':>12}{'95% CI':>16}")
         for ranking in RANKINGS:
             q = retrieval_quality(db, ranking)

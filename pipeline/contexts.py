@@ -100,3 +100,15 @@ def retrieval_quality(db: duckdb.DuckDBPyConnection, ranking: str) -> dict[str, 
     quality["gold_in_context_low"] = round(in_context.low, 4)
     quality["gold_in_context_high"] = round(in_context.high, 4)
     return quality
+
+
+def gold_in_candidates(db: duckdb.DuckDBPyConnection) -> tuple[float | None, int]:
+    """Share of the validation questions with a gold passage that have it among their
+    candidates, and how many such questions there are (None when there are none)."""
+    share, questions = db.execute("""
+        SELECT avg(CASE WHEN EXISTS (SELECT 1 FROM candidate_passages c
+            WHERE c.role = q.role AND c.question_id = q.id AND c.title = q.gold_title)
+            THEN 1.0 ELSE 0.0 END), count(*)
+        FROM questions q WHERE q.role = 'validation' AND q.gold_title IS NOT NULL
+        """).fetchone()
+    return share, questions
