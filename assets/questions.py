@@ -1,4 +1,5 @@
-"""The questions asset: the test questions to answer and the labelled validation questions."""
+"""The questions asset: test questions to answer, labelled validation questions to score on, and
+labelled blend and train questions to learn from (see :mod:`pipeline.training_data`)."""
 
 from typing import Any
 
@@ -10,6 +11,7 @@ from pipeline.paths import QUESTIONS
 from pipeline.question_table import VERSION_COLUMNS, write_questions
 from pipeline.questions import Question, QuestionFileError, read_questions, split_questions
 from pipeline.tables import content_version, markdown_preview
+from pipeline.training_data import read_pool
 from resources import Warehouse
 
 
@@ -21,12 +23,26 @@ class QuestionsConfig(Config):
     test_allow_empty_options: bool = Field(
         default=True, description="Accept an empty option cell in the test file. On by default "
         "because the default test set (extra_500) has one; validation is always strict.")
+    test_limit: int | None = Field(
+        default=None, description="Answer only the first N test questions (the sample run "
+        "answers 200 of extra_500); null answers the whole file.")
     validation_path: str = Field(
         default=str(QUESTIONS / "stem_1k.csv"),
         description="CSV of labelled questions to score on; never used for training.")
     validation_split: bool = Field(
         default=True, description="Keep only the validation side of the fixed stem_1k split "
         "(the train side is for training); false takes the whole file.")
+    train_paths: list[str] = Field(
+        default_factory=lambda: [str(QUESTIONS / name) for name in
+                                 ("stem_1k.csv", "extra_500.csv", "generated_6k.csv")],
+        description="Labelled CSVs to learn from, cleaned (bad rows, duplicates and any test or "
+        "validation question dropped and reported); of stem_1k only the train side is used.")
+    blend_size: int = Field(
+        default=200, description="Pooled questions held out from training, on which the "
+        "blend of the readers is fitted.")
+    train_size: int | None = Field(
+        default=400, description="Pooled questions the multiple-choice reader is fine-tuned "
+        "on (null: all the rest). Each is retrieved for like any question, so it costs time.")
     limit: int | None = Field(
         default=None, description="At most this many questions of each role, in file order "
         "(for quick runs).")
@@ -39,7 +55,13 @@ def _read(path: str, allow_empty_options: bool = False) -> list[Question]:
         raise Failure(f"cannot read questions: {exc}") from exc
 
 
-@asset(group_name="questions", compute_kind="duckdb", code_version="1")
+def _limited(size: int | None, limit: int | None) -> int | None:
+    if limit is None:
+        return size
+    return limit if size is None else min(size, limit)
+
+
+@asset(group_name="questions", compute_kind="duckdb", code_version="2")
 def questions(context: AssetExecutionContext, config: QuestionsConfig,
               warehouse: Warehouse) -> MaterializeResult:
     """Test questions to answer and labelled validation questions, validated row by row."""
@@ -50,13 +72,24 @@ def questions(context: AssetExecutionContext, config: QuestionsConfig,
             validation = _read(config.validation_path)
             if config.validation_split:
                 validation = split_questions(validation)["validation"]
-            if config.limit is not None:
-                test, validation = test[: config.limit], validation[: config.limit]
-            write_questions(db, [("test", test), ("validation", validation)])
-            context.log.info(f"{len(test)} test and {len(validation)} validation questions")
-            return Work(content_version(db, "questions", VERSION_COLUMNS),
-                        {"test_path": config.test_path,
-                         "validation_path": config.validation_path})
+            test = test[: _limited(config.test_limit, config.limit)]
+            validation = validation[: config.limit]
+            try:
+                pool = read_pool(config.train_paths, [*test, *validation],
+                                 blend_size=_limited(config.blend_size, config.limit),
+                                 train_size=_limited(config.train_size, config.limit))
+            except (QuestionFileError, OSError) as exc:
+                raise Failure(f"cannot read training questions: {exc}") from exc
+            write_questions(db, [("test", test), ("validation", validation),
+                                 ("blend", pool.blend), ("train", pool.train)])
+            context.log.info(f"{len(test)} test, {len(validation)} validation, "
+                             f"{len(pool.blend)} blend and {len(pool.train)} train questions; "
+                             f"cleaning dropped {dict(pool.dropped)}")
+            return Work(content_version(db, "questions", VERSION_COLUMNS), {
+                "test_path": config.test_path, "validation_path": config.validation_path,
+                "pool_questions_read": pool.read,
+                "pool_dropped": MetadataValue.json(dict(pool.dropped)),
+                "pool_dropped_examples": MetadataValue.json(pool.examples)})
 
         def describe() -> dict[str, Any]:
             counts = dict(db.execute(
@@ -65,6 +98,8 @@ def questions(context: AssetExecutionContext, config: QuestionsConfig,
                 "dagster/row_count": sum(counts.values()),
                 "test_questions": counts.get("test", 0),
                 "validation_questions": counts.get("validation", 0),
+                "blend_questions": counts.get("blend", 0),
+                "train_questions": counts.get("train", 0),
                 "preview": MetadataValue.md(markdown_preview(
                     db, "SELECT role, id, prompt, A, answer FROM questions ORDER BY role, row "
                         "LIMIT 5")),

@@ -379,3 +379,59 @@ def fit_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[st
                           tuple(names))
     return RankerFit(model, oof_scores, float(average_precisions(oof_scores, gold).mean()),
                      fold_of)
+
+
+# ----------------------------------------------------------------------------------------------
+# Choosing the blend.
+
+
+@dataclass
+class BlendChoice:
+    """The blend a run uses, and how every candidate scored on the validation questions.
+
+    ``method`` is ``"weights"`` (``weights`` applies) or ``"ranker"`` (``ranker`` scores);
+    ``validation_map`` gives each candidate's validation MAP@3 (``equal`` for reference), and
+    ``fit_map`` the fitted weights' MAP@3 and the ranker's out-of-fold MAP@3 on the questions
+    they were fitted on.
+    """
+
+    method: str
+    weights: dict[str, float]
+    ranker: LearnedRanker | None
+    validation_map: dict[str, float]
+    fit_map: dict[str, float]
+
+    def scores(self, per_source_logits: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The chosen blend's ``(n, 5)`` scores for new questions."""
+        if self.method == "ranker" and self.ranker is not None:
+            return self.ranker.score(per_source_logits)
+        return apply(self.weights, per_source_logits)
+
+
+def choose_blend(fit_logits: Mapping[str, np.ndarray], fit_answers: Sequence[str],
+                 validation_logits: Mapping[str, np.ndarray], validation_answers: Sequence[str],
+                 *, folds: int = 5, seed: int = 0, min_ranker_questions: int = 20
+                 ) -> BlendChoice:
+    """Fit weights and the learned ranker on the fit questions; keep the better on validation.
+
+    The fit questions must be neither the validation questions nor any reader's training
+    questions. With fewer than ``min_ranker_questions`` fit questions the ranker is not tried
+    (its folds would be too small to mean anything); with none, the blend is the equal one.
+    """
+    equal = equal_weights(validation_logits)
+    validation_map = {"equal": blend_map_at_3(equal, validation_logits, validation_answers)}
+    if not len(fit_answers):
+        return BlendChoice("weights", equal, None, validation_map, {})
+    weights = fit_weights(fit_logits, fit_answers, seed=seed)
+    validation_map["weights"] = blend_map_at_3(weights, validation_logits, validation_answers)
+    fit_map = {"weights": blend_map_at_3(weights, fit_logits, fit_answers)}
+    ranker = None
+    if len(fit_answers) >= max(min_ranker_questions, folds):
+        fitted = fit_ranker(fit_logits, fit_answers, folds=folds, seed=seed)
+        ranker = fitted.model
+        fit_map["ranker_out_of_fold"] = fitted.oof_map_at_3
+        validation_map["ranker"] = float(average_precisions(
+            ranker.score(validation_logits), validation_answers).mean())
+    method = ("ranker" if ranker is not None
+              and validation_map["ranker"] > validation_map["weights"] else "weights")
+    return BlendChoice(method, weights, ranker, validation_map, fit_map)

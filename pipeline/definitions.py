@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 
+import yaml
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
 
+from assets.answering import answering_assets
 from assets.corpus import corpus_checks, dump_files, wiki_articles, wiki_chunks
 from assets.questions import questions
 from assets.retrieval import (
@@ -21,8 +23,15 @@ from assets.retrieval import (
     ranking_semantic,
     retrieval_checks,
 )
-from pipeline.paths import work_dir
-from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
+from pipeline.paths import PROJECT_ROOT, work_dir
+from resources import (
+    ContextBudget,
+    LexicalSearch,
+    ModelStore,
+    ReaderSettings,
+    SentenceEmbedders,
+    Warehouse,
+)
 
 
 def lexical_search() -> LexicalSearch:
@@ -45,10 +54,20 @@ corpus_job = define_asset_job(
     description="Dump shards into the DuckDB article and chunk tables, reading only what changed.",
 )
 
+def causal_lm_rankings() -> list[str]:
+    """The rankings the causal-LM reader scores: ``CAUSAL_LM_RANKINGS`` (comma-separated, e.g.
+    ``semantic`` or ``es,edit_distance,semantic``); none by default, since on a CPU it costs
+    about 1.8 s a question (see the README)."""
+    return [r.strip() for r in os.environ.get("CAUSAL_LM_RANKINGS", "").split(",") if r.strip()]
+
+
+answering, answering_checks = answering_assets(causal_lm_rankings())
+
 answer_job = define_asset_job(
     "answer_job",
     selection=AssetSelection.all(),
-    description="The whole pipeline: dumps to contexts (and, as it grows, to submission.csv).",
+    description="The whole pipeline: dumps to submission.csv and the score.",
+    config=yaml.safe_load((PROJECT_ROOT / "config" / "answer_job.yaml").read_text()),
 )
 
 # Every step reads or writes the one DuckDB file, and DuckDB lets one process at a time open it
@@ -58,8 +77,9 @@ executor = multiprocess_executor.configured({"max_concurrent": 1})
 
 defs = Definitions(
     assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
-            candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic],
-    asset_checks=[*corpus_checks, *retrieval_checks],
+            candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic,
+            *answering],
+    asset_checks=[*corpus_checks, *retrieval_checks, *answering_checks],
     jobs=[corpus_job, answer_job],
     executor=executor,
     resources={
@@ -68,5 +88,6 @@ defs = Definitions(
         "models": ModelStore(),
         "context_budget": ContextBudget(),
         "embedders": SentenceEmbedders(),
+        "readers": ReaderSettings(),
     },
 )

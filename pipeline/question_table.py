@@ -1,7 +1,9 @@
 """The ``questions`` table: the question sets a run answers, each tagged with its role.
 
 Roles: ``test`` (answered for the submission), ``validation`` (labelled, scored, never trained
-on). Question ids are unique within a role, not across roles.
+on), ``blend`` (labelled, scored by the readers to fit their blend, never trained on) and
+``train`` (labelled, the multiple-choice reader's fine-tuning set). Question ids are unique
+within a role, not across roles.
 """
 
 from __future__ import annotations

@@ -94,14 +94,27 @@ def read_questions(path: str | Path, source: str | None = None,
                    allow_empty_options: bool = False) -> list[Question]:
     """Read and validate a question file; raise :class:`QuestionFileError` if it is bad.
 
-    The file is read one record at a time and only the question fields are kept, so the
-    ignored columns (a ``context`` can be a whole article) never pile up in memory. Nothing is
-    returned unless the whole file is valid: a consumer never acts on half of a bad file.
+    Nothing is returned unless the whole file is valid: a consumer never acts on half of a bad
+    file. (Training data, which is cleaned rather than rejected, uses :func:`scan_questions`.)
 
     ``allow_empty_options`` exists because the public sets contain a few questions with an
     empty option cell (extra_500 data row 448; generated_6k data rows 2422, 3525 and 4474,
     counting from 1): most likely an option such as "None" that a CSV writer turned into a
     missing value. Strict by default, since an empty option is usually a broken file.
+    """
+    questions, problems = scan_questions(path, source, allow_empty_options)
+    if problems:
+        raise QuestionFileError(str(path), problems)
+    return questions
+
+
+def scan_questions(path: str | Path, source: str | None = None,
+                   allow_empty_options: bool = False) -> tuple[list[Question], list[Problem]]:
+    """Every valid question of a file and every problem found, each naming its line and row.
+
+    The file is read one record at a time and only the question fields are kept, so the
+    ignored columns (a ``context`` can be a whole article) never pile up in memory. A row with
+    a problem is left out; a file whose header is unusable raises :class:`QuestionFileError`.
     """
     path = str(path)
     source = source if source is not None else Path(path).stem
@@ -142,15 +155,13 @@ def read_questions(path: str | Path, source: str | None = None,
             elif qid:
                 seen[qid] = row
             problems.extend(Problem(line, data_row, f) for f in faults)
-            if not problems:
+            if not faults and len(record) == len(header):
                 questions.append(Question(
                     id=qid, prompt=values["prompt"],
                     options=(values["A"], values["B"], values["C"], values["D"], values["E"]),
                     answer=values[ANSWER_COLUMN].strip() if labelled else None,
                     source=source, row=row))
-    if problems:
-        raise QuestionFileError(path, problems)
-    return questions
+    return questions, problems
 
 
 def _check(values: dict[str, str], labelled: bool, allow_empty_options: bool) -> list[str]:
