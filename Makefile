@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/var/dagster_home
 export HF_HUB_OFFLINE ?= 1
 JOB ?= answer_job
+# Run config for `make run` (a YAML file); empty: the job's default, config/answer_job.yaml.
+RUN_CONFIG ?=
 
-.PHONY: run test ui lint bench clean
+.PHONY: run test ui lint bench lineage clean
 
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,9 +20,13 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 	mkdir -p $(DAGSTER_HOME)
 	cp $< $@
 
-## run: the main job on the sample dump: dumps to contexts (recomputes only what changed)
+## run: the main job on the sample: dumps to submission.csv and its score (recomputes only what changed)
 run: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster job execute -m pipeline.definitions -j $(JOB)
+	$(BIN)/dagster job execute -m pipeline.definitions -j $(JOB) $(if $(RUN_CONFIG),-c $(RUN_CONFIG))
+
+## lineage: what changed upstream of the score between its latest two materialisations
+lineage: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m assets.lineage
 
 ## test: the test suite
 test: $(BIN)/.installed

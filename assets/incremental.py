@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult
+from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 STATE_DDL = """CREATE TABLE IF NOT EXISTS asset_state (
@@ -97,7 +97,13 @@ def run_step(
         db.execute("DELETE FROM asset_state WHERE asset = ?", [asset])
         db.execute("INSERT INTO asset_state VALUES (?, ?, ?, ?, now())",
                    [asset, step, version, context.run.run_id])
+    recorded: dict[str, Any] = {"fingerprint": step}
+    if config is not None:
+        recorded["config"] = MetadataValue.json(config.model_dump(mode="json"))
+    if current:
+        recorded["settings"] = MetadataValue.json(json.loads(json.dumps(dict(current),
+                                                                        default=str)))
     return MaterializeResult(
         data_version=DataVersion(version),
-        metadata={**metadata, **describe(), "fingerprint": step},
+        metadata={**metadata, **describe(), **recorded},
     )

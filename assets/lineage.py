@@ -3,10 +3,12 @@
     DAGSTER_HOME=var/dagster_home python -m assets.lineage      (or: make lineage)
 
 For every asset upstream of ``score`` it looks up the materialisation that was current when each
-of the two scores was materialised and names those whose code version, data version or run
-config differ; then it prints MAP@3 per (reader, ranking) and for the blend before and after,
-and the validation questions whose correct answer left (or entered) the top three. Everything
-comes from the instance's event log and run records, the same ones the web UI shows.
+of the two scores was materialised and names those whose code version, data version, config or
+settings (the resource settings an asset depends on, such as the token budget) differ, as
+recorded in the materialisations, and any resource config given at launch that differs; then
+it prints MAP@3 per (reader, ranking) and for the blend before and after, and the validation
+questions whose correct answer left (or entered) the top three. Everything comes from the
+instance's event log and run records, the same ones the web UI shows.
 """
 
 import sys
@@ -69,11 +71,6 @@ def _current_at(instance: DagsterInstance, key: AssetKey, timestamp: float
     return next((r for r in records if r.timestamp <= timestamp), None)
 
 
-def _op_config(instance: DagsterInstance, run_id: str, op: str) -> Any:
-    run = instance.get_run_by_id(run_id)
-    return (run.run_config.get("ops", {}).get(op, {}).get("config") if run else None)
-
-
 def _versions(record: EventLogRecord | None) -> tuple[str | None, str | None]:
     event = record.asset_materialization if record else None
     tags = (event.tags or {}) if event else {}
@@ -90,13 +87,21 @@ def asset_change(instance: DagsterInstance, key: AssetKey, before: EventLogRecor
     (old_code, old_data), (new_code, new_data) = _versions(before), _versions(after)
     if old_code != new_code:
         what.append(f"code version {old_code} -> {new_code}")
-    old_config = _op_config(instance, before.run_id, key.path[-1])
-    new_config = _op_config(instance, after.run_id, key.path[-1])
-    if old_config != new_config:
-        what.append(f"config {old_config} -> {new_config}")
+    for entry in ("config", "settings"):
+        old, new = _metadata(before, entry), _metadata(after, entry)
+        if old != new:
+            what.append(f"{entry} {_diff(old, new)}")
     if old_data != new_data:
         what.append(f"data version {old_data} -> {new_data}")
     return AssetChange(name, what) if what else None
+
+
+def _diff(old: Any, new: Any) -> str:
+    """Only the keys that differ, when both sides are mappings."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        return ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys)
+    return f"{old!r} -> {new!r}"
 
 
 def _metadata(record: EventLogRecord, name: str) -> Any:

@@ -57,7 +57,7 @@ class TrainingPool:
 
 def normalised(text: str) -> str:
     """Lower case, single spaces, no surrounding punctuation: what makes two texts 'the same'."""
-    return re.sub(r"\s+", " ", text).strip().strip(".?!").lower()
+    return re.sub(r"\s+", " ", text).strip(" .?!").lower()
 
 
 def fault_kind(message: str) -> str:

@@ -10,6 +10,7 @@ from pipeline.blend import (
     apply,
     average_precisions,
     blend_map_at_3,
+    choose_blend,
     equal_weights,
     fit_ranker,
     fit_weights,
@@ -168,3 +169,30 @@ def test_out_of_fold_scores_never_see_their_own_answers() -> None:
         in_sample = map_at_3(predictions(fit.model.score(sources)), answers)
     assert fit.oof_map_at_3 < CHANCE_MAP3 + 0.1
     assert in_sample > fit.oof_map_at_3 + 0.2
+
+
+def test_choose_blend_fits_on_the_fit_questions_and_keeps_the_better_on_validation() -> None:
+    fit_answers, fit_signal, fit_noise = synthetic(300, 2.0, seed=11)
+    valid_answers, valid_signal, valid_noise = synthetic(300, 2.0, seed=12)
+    choice = choose_blend({"signal": fit_signal, "noise": fit_noise}, fit_answers,
+                          {"signal": valid_signal, "noise": valid_noise}, valid_answers)
+    assert choice.weights["signal"] > choice.weights["noise"]
+    assert set(choice.validation_map) == {"equal", "weights", "ranker"}
+    assert "ranker_out_of_fold" in choice.fit_map
+    kept = "ranker" if choice.method == "ranker" else "weights"
+    assert choice.validation_map[kept] == max(choice.validation_map["weights"],
+                                              choice.validation_map["ranker"])
+    scored = average_precisions(choice.scores({"signal": valid_signal, "noise": valid_noise}),
+                                valid_answers).mean()
+    assert scored == pytest.approx(choice.validation_map[kept])
+    assert choice.validation_map[kept] > choice.validation_map["equal"] > CHANCE_MAP3
+
+
+def test_choose_blend_without_fit_questions_is_the_equal_blend() -> None:
+    answers, signal, noise = synthetic(50, 2.0, seed=13)
+    empty = np.zeros((0, 5))
+    choice = choose_blend({"signal": empty, "noise": empty}, [],
+                          {"signal": signal, "noise": noise}, answers)
+    assert choice.method == "weights" and choice.ranker is None
+    assert choice.weights == {"signal": 0.5, "noise": 0.5}
+    assert set(choice.validation_map) == {"equal"}

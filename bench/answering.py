@@ -1,0 +1,112 @@
+"""Readers and the blend on the current warehouse: cost per question, MAP@3, and where it is lost.
+
+Prints, from the warehouse ``make run`` left:
+
+* seconds per question of each reader (lexical, similarity, the trained multiple-choice encoder,
+  the causal LM) on the first ``--questions`` validation questions with their semantic-ranking
+  contexts, timed here in one process, and each reader's MAP@3 on those questions;
+* MAP@3 with its 95% bootstrap interval of every (reader, ranking) source and of the blend on
+  all validation questions (the ``score`` asset's table);
+* the blend's MAP@3 split by whether the best ranking's packed context holds the gold passage:
+  how much is lost to retrieval misses and how much to reader errors.
+
+    make run && .venv/bin/python bench/answering.py [--questions 50]
+"""
+
+import argparse
+import time
+
+import duckdb
+import numpy as np
+
+from pipeline.answering import reading_list
+from pipeline.blend import average_precisions
+from pipeline.embeddings import Embedder
+from pipeline.metrics import estimate
+from pipeline.models import resolve
+from pipeline.paths import work_dir
+from pipeline.readers.causal_lm import CausalLMReader
+from pipeline.readers.lexical import LexicalReader
+from pipeline.readers.multiple_choice import MultipleChoiceReader
+from pipeline.readers.similarity import SimilarityReader
+from resources import ReaderSettings
+
+
+def time_readers(db: duckdb.DuckDBPyConnection, count: int) -> None:
+    items = reading_list(db, "semantic", roles=("validation",))
+    pairs = items.pairs()[:count]
+    answers = [q.answer for q, _ in pairs]
+    settings = ReaderSettings()
+    trained = db.execute("SELECT path, max_length FROM trained_readers "
+                         "ORDER BY trained_at DESC LIMIT 1").fetchone()
+    readers = {
+        "lexical": lambda: LexicalReader().score_many,
+        "similarity": lambda: SimilarityReader(
+            Embedder(resolve(settings.similarity_model))).score_many,
+        "multiple_choice": lambda: MultipleChoiceReader(trained[0],
+                                                        max_length=trained[1]).score_many,
+        "causal_lm": lambda: (lambda p: CausalLMReader(
+            resolve(settings.causal_lm_model),
+            max_context_tokens=settings.causal_lm_context_tokens,
+            permutations=settings.causal_lm_permutations).score_many(p).logits),
+    }
+    print(f"readers on {len(pairs)} validation questions, semantic contexts (load excluded):")
+    print(f"{'reader':18}{'s/question':>12}{'MAP@3':>8}")
+    for name, build in readers.items():
+        if name == "multiple_choice" and trained is None:
+            print(f"{name:18}  (not trained: run make run first)")
+            continue
+        score_many = build()
+        started = time.perf_counter()
+        logits = np.asarray(score_many(pairs))
+        seconds = (time.perf_counter() - started) / len(pairs)
+        print(f"{name:18}{seconds:12.3f}{average_precisions(logits, answers).mean():8.3f}")
+
+
+def scores(db: duckdb.DuckDBPyConnection) -> None:
+    rows = db.execute("SELECT name, map_at_3, low, high, questions FROM scores "
+                      "ORDER BY name = 'blend' DESC, map_at_3 DESC").fetchall()
+    print(f"\nMAP@3 on {rows[0][4]} validation questions (95% bootstrap interval):")
+    for name, value, low, high, _ in rows:
+        print(f"  {name:32}{value:7.3f}   [{low:.3f}, {high:.3f}]")
+    weights = db.execute("SELECT source, weight, method FROM blend_weights "
+                         "WHERE weight > 0.001 ORDER BY weight DESC").fetchall()
+    print(f"blend ({weights[0][2] if weights else '?'}): "
+          + ", ".join(f"{s} {w:.2f}" for s, w, _ in weights))
+
+
+def losses(db: duckdb.DuckDBPyConnection) -> None:
+    rows = db.execute("""
+        SELECT list_contains(c.titles, q.gold_title), r.gold_rank
+        FROM questions q JOIN score_gold_ranks r ON r.question_id = q.id
+        JOIN packed_contexts c ON c.role = q.role AND c.question_id = q.id
+            AND c.ranking = 'semantic'
+        WHERE q.role = 'validation' AND q.gold_title IS NOT NULL""").fetchall()
+    if not rows:
+        return
+    print("\nthe blend's MAP@3 by retrieval outcome (semantic ranking's context):")
+    for found in (True, False):
+        ranks = np.array([rank for hit, rank in rows if bool(hit) == found])
+        if not len(ranks):
+            continue
+        ap = np.where(ranks <= 3, 1.0 / ranks, 0.0)
+        est = estimate(ap)
+        label = "gold passage in context" if found else "gold passage missed"
+        print(f"  {label:26}{len(ranks):5d} questions  MAP@3 {est.value:.3f} "
+              f"[{est.low:.3f}, {est.high:.3f}]  lost: {(1 - ap).sum() / len(rows):.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", default=str(work_dir() / "warehouse.duckdb"))
+    parser.add_argument("--questions", type=int, default=50,
+                        help="validation questions each reader is timed on")
+    args = parser.parse_args()
+    with duckdb.connect(args.warehouse, read_only=True) as db:
+        time_readers(db, args.questions)
+        scores(db)
+        losses(db)
+
+
+if __name__ == "__main__":
+    main()
