@@ -75,6 +75,7 @@ class TrainReaderConfig(Config):
     lr: float = 5e-5
     warmup: float = 0.1
     seed: int = 0
+    device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
 
 
 TRAINED_DDL = """CREATE TABLE IF NOT EXISTS trained_readers (
@@ -118,7 +119,7 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                     base, examples, staging, epochs=config.epochs, max_steps=config.max_steps,
                     batch_size=config.batch_size, grad_accum=config.grad_accum, lr=config.lr,
                     warmup=config.warmup, max_length=config.max_length, seed=config.seed,
-                    log=context.log.info)
+                    log=context.log.info, device=config.device)
                 digest = weights_sha256(staging)
                 final = folder / digest[:16]
                 if not final.exists():
@@ -179,20 +180,23 @@ def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
         from pipeline.embeddings import Embedder
 
         model = _resolve(models, settings.similarity_model, context)
-        encoder = _CachedEncoder(VectorCache(db, Embedder(model), context.log.info))
+        encoder = _CachedEncoder(VectorCache(db, Embedder(model, device=settings.device),
+                                             context.log.info))
         scorer = SimilarityReader(encoder, top_k=settings.similarity_top_k)
         return scorer.score_many(pairs), model.metadata()
     if reader == "causal_lm":
         model = _resolve(models, settings.causal_lm_model, context)
         lm = CausalLMReader(model, max_context_tokens=settings.causal_lm_context_tokens,
-                            permutations=settings.causal_lm_permutations)
+                            permutations=settings.causal_lm_permutations,
+                            device=settings.device)
         return lm.score_many(pairs).logits, model.metadata()
     trained = trained_reader_path(db)
     if trained is None or not trained[0].is_dir():
         raise Failure("the multiple-choice reader is not trained: materialise trained_reader")
     path, max_length = trained
     scorer = multiple_choice.MultipleChoiceReader(
-        path, batch_size=settings.multiple_choice_batch_size, max_length=max_length)
+        path, batch_size=settings.multiple_choice_batch_size, max_length=max_length,
+        device=settings.device)
     return scorer.score_many(pairs), {"model_path": str(path),
                                       "model_weights_sha256": weights_sha256(path)}
 

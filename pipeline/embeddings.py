@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 from tqdm.auto import tqdm
 
+from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel
 
 if TYPE_CHECKING:
@@ -72,9 +73,11 @@ def embedder_key(model: ResolvedModel, runtime: Runtime = "fp32",
 
 
 class Embedder:
-    """A sentence-transformers model on the CPU, turning texts into unit-length float32 vectors.
+    """A sentence-transformers model turning texts into unit-length float32 vectors.
 
-    ``threads`` sets ``torch.set_num_threads`` (process-wide: torch has one intra-op pool).
+    ``device`` is a torch device name or ``"auto"`` (a GPU when there is one); the int8
+    runtimes run on the CPU only. ``threads`` sets ``torch.set_num_threads`` (process-wide: torch
+    has one intra-op pool).
 
     ``runtime`` other than ``"fp32"`` quantises Linear layers dynamically to int8
     (``torch.ao.quantization.quantize_dynamic``, weights per output channel, which keeps the
@@ -85,7 +88,8 @@ class Embedder:
     """
 
     def __init__(self, model: ResolvedModel, *, batch_size: int = 64, threads: int | None = None,
-                 max_seq_length: int | None = None, runtime: Runtime = "fp32") -> None:
+                 max_seq_length: int | None = None, runtime: Runtime = "fp32",
+                 device: str = "cpu") -> None:
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -100,7 +104,8 @@ class Embedder:
         self.batch_size = batch_size
         self.runtime = runtime
         self.st: SentenceTransformer = SentenceTransformer(
-            str(model.path), device="cpu", local_files_only=True)
+            str(model.path), device=str(torch_device(device) if runtime == "fp32" else "cpu"),
+            local_files_only=True)
         if max_seq_length:
             self.st.max_seq_length = max_seq_length
         if runtime != "fp32":

@@ -31,6 +31,7 @@ class SentenceEmbedders(ConfigurableResource):
     option_fallbacks: list[str] = Field(default_factory=list)
     batch_size: int = 64
     threads: int | None = Field(default=None, description="torch threads (default: torch's).")
+    device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
     runtime: Literal["fp32", "int8", "int8-partial"] = Field(
         default="fp32", description="int8 runs faster on a CPU but moves rankings (see README).")
 
@@ -51,7 +52,7 @@ class SentenceEmbedders(ConfigurableResource):
 
     def load(self, model: ResolvedModel) -> Embedder:
         """The loaded embedder: once per process, however many assets use it."""
-        return _embedder(model, self.batch_size, self.threads, self.runtime)
+        return _embedder(model, self.batch_size, self.threads, self.runtime, self.device)
 
 
 @cache

@@ -29,6 +29,7 @@ class ReaderSettings(ConfigurableResource):
         default=256, description="Context tokens the causal LM reads (cut from the end).")
     multiple_choice_batch_size: int = Field(default=8, description="Questions per forward pass.")
     threads: int | None = Field(default=None, description="torch threads (default: torch's).")
+    device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
 
     def state(self, reader: str) -> dict[str, Any]:
         """The settings one reader's logits depend on (part of its assets' fingerprints)."""

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel, resolve
 from pipeline.questions import LETTERS, Question
 
@@ -90,13 +91,16 @@ class CausalLMReader:
 
     def __init__(self, model: ResolvedModel | str = DEFAULT_MODEL, *,
                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS, permutations: int = 5,
-                 reuse_prefix: bool = True, chat_template: bool = True) -> None:
+                 reuse_prefix: bool = True, chat_template: bool = True,
+                 device: str = "auto") -> None:
         if not 1 <= permutations <= N_OPTIONS:
             raise ValueError(f"permutations must be 1..{N_OPTIONS}, not {permutations}")
         if max_context_tokens < 0:
             raise ValueError("max_context_tokens must be >= 0")
         self.resolved = model if isinstance(model, ResolvedModel) else resolve(model)
         self.model, self.tokenizer = load_causal_lm(self.resolved)
+        self.device = torch_device(device)
+        self.model.to(self.device)
         self.max_context_tokens = max_context_tokens
         self.permutations = permutations
         self.reuse_prefix = reuse_prefix
@@ -167,19 +171,24 @@ class CausalLMReader:
         with torch.inference_mode():
             cache = None
             if self.reuse_prefix:
-                cache = self.model(torch.tensor([prefix]), use_cache=True).past_key_values
+                cache = self.model(self._tensor(prefix), use_cache=True).past_key_values
             for shift, suffix in enumerate(suffixes):
                 if cache is not None:
                     # A copy per rotation: the forward pass appends the suffix to the cache.
-                    out = self.model(torch.tensor([suffix]), past_key_values=copy.deepcopy(cache),
+                    out = self.model(self._tensor(suffix), past_key_values=copy.deepcopy(cache),
                                      use_cache=True)
                 else:
-                    out = self.model(torch.tensor([prefix + suffix]), use_cache=False)
-                letters = out.logits[0, -1, self.letter_ids].double()
+                    out = self.model(self._tensor(prefix + suffix), use_cache=False)
+                letters = out.logits[0, -1, self.letter_ids].double().cpu()
                 slot_scores = torch.log_softmax(letters, dim=0).numpy()
                 for slot in range(N_OPTIONS):
                     total[(slot + shift) % N_OPTIONS] += slot_scores[slot]
         return total / len(suffixes)
+
+    def _tensor(self, ids: list[int]) -> torch.Tensor:
+        import torch
+
+        return torch.tensor([ids], device=self.device)
 
     def score_many(self, items: Sequence[tuple[Question, str]]) -> CausalLMScores:
         """Scores of ``(question, context)`` pairs, with the seconds spent per question."""

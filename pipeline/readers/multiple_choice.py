@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel, resolve
 from pipeline.questions import LETTERS, Question
 
@@ -94,7 +95,8 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
           batch_size: int = 8, grad_accum: int = 1, lr: float = 3e-5,
           weight_decay: float = 0.01, warmup: float = 0.1,
           max_length: int = DEFAULT_MAX_LENGTH, seed: int = 0,
-          log: Callable[[str], None] = print, log_every: int = 10) -> TrainReport:
+          log: Callable[[str], None] = print, log_every: int = 10,
+          device: str = "auto") -> TrainReport:
     """Fine-tune a multiple-choice model on ``(question, context)`` examples; save it to out_dir.
 
     A plain torch loop (no Trainer): AdamW with linear warmup then linear decay, gradient
@@ -116,7 +118,8 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     source = model_path(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForMultipleChoice.from_pretrained(source, dtype=torch.float32)
-    model.float().train()
+    target = torch_device(device)
+    model.float().to(target).train()
 
     per_epoch = math.ceil(len(examples) / (batch_size * grad_accum))
     planned = math.ceil(per_epoch * epochs)
@@ -152,8 +155,9 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
                 shuffler.shuffle(epoch)
                 order.extend(epoch)
             chosen, order = order[:batch_size], order[batch_size:]
-            batch = encode(tokenizer, [examples[i] for i in chosen], max_length)
-            labels = torch.tensor([labels_all[i] for i in chosen])
+            batch = {k: v.to(target) for k, v in
+                     encode(tokenizer, [examples[i] for i in chosen], max_length).items()}
+            labels = torch.tensor([labels_all[i] for i in chosen], device=target)
             loss = model(**batch, labels=labels).loss / grad_accum
             loss.backward()
             step_loss += loss.item()
@@ -168,7 +172,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
+    model.cpu().save_pretrained(out)
     tokenizer.save_pretrained(out)
     seconds = time.perf_counter() - start
     return TrainReport(out, len(losses), len(examples),
@@ -180,14 +184,16 @@ class MultipleChoiceReader:
     """A fine-tuned multiple-choice model that scores the five options of each question."""
 
     def __init__(self, model_dir: ResolvedModel | str | Path,
-                 max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 8) -> None:
+                 max_length: int = DEFAULT_MAX_LENGTH, batch_size: int = 8,
+                 device: str = "auto") -> None:
         import torch
         from transformers import AutoModelForMultipleChoice, AutoTokenizer
 
         source = model_path(model_dir)
         self.tokenizer = AutoTokenizer.from_pretrained(source)
         self.model = AutoModelForMultipleChoice.from_pretrained(source, dtype=torch.float32)
-        self.model.eval()
+        self.device = torch_device(device)
+        self.model.to(self.device).eval()
         self.max_length = max_length
         self.batch_size = batch_size
         self.last_seconds_per_question = 0.0
@@ -202,6 +208,7 @@ class MultipleChoiceReader:
         with torch.inference_mode():
             for i in range(0, len(items), self.batch_size):
                 batch = encode(self.tokenizer, items[i:i + self.batch_size], self.max_length)
-                rows.append(self.model(**batch).logits.double().numpy())
+                batch = {k: v.to(self.device) for k, v in batch.items()}
+                rows.append(self.model(**batch).logits.double().cpu().numpy())
         self.last_seconds_per_question = (time.perf_counter() - start) / max(len(items), 1)
         return np.concatenate(rows) if rows else np.zeros((0, N_OPTIONS))
