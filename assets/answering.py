@@ -1,6 +1,7 @@
 """Answering assets: the trained reader, per-(reader, ranking) logits, the blend, the submission
 and the score, with the check that warns when the score regresses."""
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -392,8 +393,6 @@ def submission_asset(blend_weights: AssetsDefinition) -> AssetsDefinition:
 
 
 def _text_version(text: str) -> str:
-    import hashlib
-
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
