@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 import yaml
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, multiprocess_executor
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
 
 from assets.answering import answering_assets
 from assets.corpus import corpus_checks, dump_files, wiki_articles, wiki_chunks
@@ -71,9 +71,11 @@ answer_job = define_asset_job(
 )
 
 # Every step reads or writes the one DuckDB file, and DuckDB lets one process at a time open it
-# for writing: steps run one after another, each in its own process (the default executor's
-# isolation). On one 2-core machine the embedding steps use both cores anyway.
-executor = multiprocess_executor.configured({"max_concurrent": 1})
+# for writing, so steps run one after another; on one 2-core machine the embedding and reading
+# steps use both cores anyway. They run in the run's own process: a process per step would
+# import torch and Dagster and load each model again for every one of some thirty steps (about
+# two minutes of a no-change re-run). Multi-machine users swap in a distributed executor here.
+executor = in_process_executor
 
 defs = Definitions(
     assets=[dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
