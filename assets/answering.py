@@ -31,7 +31,7 @@ from assets.incremental import Work, run_step
 from assets.questions import questions
 from assets.retrieval import ranking_edit_distance, ranking_es, ranking_semantic
 from pipeline import blend, logits, scoring
-from pipeline.answering import ReadingList, reading_list
+from pipeline.answering import TRAIN_RANKING, ReadingList, reading_list
 from pipeline.models import ModelNotFoundError, ResolvedModel, weights_sha256
 from pipeline.paths import work_dir
 from pipeline.questions import LETTERS
@@ -46,9 +46,6 @@ from resources import ModelStore, ReaderSettings, Warehouse
 RANKING_ASSETS = {"es": ranking_es, "edit_distance": ranking_edit_distance,
                   "semantic": ranking_semantic}
 READERS = ("lexical", "similarity", "multiple_choice", "causal_lm")
-# The ranking whose contexts the multiple-choice reader is trained on: the one that most often
-# holds the gold passage (see the README's retrieval figures).
-TRAIN_RANKING = "semantic"
 
 
 def _resolve(models: ModelStore, reference: str, context: AssetExecutionContext
@@ -100,11 +97,12 @@ def _trained_state(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {"weights_present": bool(trained and trained[0].is_dir())}
 
 
-@asset(group_name="answering", deps=[questions, ranking_semantic], code_version="1")
+@asset(group_name="answering", deps=[questions, RANKING_ASSETS[TRAIN_RANKING]],
+       code_version="2")
 def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                    warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
-    """The multiple-choice encoder fine-tuned on the train questions with their semantic-ranking
-    contexts. Never trained on validation, blend or test questions."""
+    """The multiple-choice encoder fine-tuned on the train questions with their contexts under
+    the training ranking. Never trained on validation, blend or test questions."""
     with warehouse.get_connection() as db:
 
         def compute() -> Work:

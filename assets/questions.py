@@ -38,10 +38,10 @@ class QuestionsConfig(Config):
         description="Labelled CSVs to learn from, cleaned (bad rows, duplicates and any test or "
         "validation question dropped and reported); of stem_1k only the train side is used.")
     blend_size: int = Field(
-        default=200, description="Pooled questions held out from training, on which the "
+        default=150, description="Pooled questions held out from training, on which the "
         "blend of the readers is fitted.")
     train_size: int | None = Field(
-        default=400, description="Pooled questions the multiple-choice reader is fine-tuned "
+        default=300, description="Pooled questions the multiple-choice reader is fine-tuned "
         "on (null: all the rest). Each is retrieved for like any question, so it costs time.")
     limit: int | None = Field(
         default=None, description="At most this many questions of each role, in file order "
@@ -72,10 +72,12 @@ def questions(context: AssetExecutionContext, config: QuestionsConfig,
             validation = _read(config.validation_path)
             if config.validation_split:
                 validation = split_questions(validation)["validation"]
+            # The whole test file stays out of training, answered or not (test_limit).
+            held_out = [*test, *validation]
             test = test[: _limited(config.test_limit, config.limit)]
             validation = validation[: config.limit]
             try:
-                pool = read_pool(config.train_paths, [*test, *validation],
+                pool = read_pool(config.train_paths, held_out,
                                  blend_size=_limited(config.blend_size, config.limit),
                                  train_size=_limited(config.train_size, config.limit))
             except (QuestionFileError, OSError) as exc:

@@ -21,6 +21,7 @@ from assets.corpus import wiki_chunks
 from assets.incremental import Work, run_step
 from assets.questions import questions
 from pipeline import contexts
+from pipeline.answering import ranked_roles
 from pipeline.candidates import VERSION_COLUMNS as CANDIDATE_COLUMNS
 from pipeline.candidates import find_candidates, read_candidates
 from pipeline.dense import DenseIndex
@@ -229,7 +230,9 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank_all: 
                 count = budget.counter(models, context.log.info)
             except ModelNotFoundError as exc:
                 raise Failure(str(exc)) from exc
-            asked = read_question_table(db)
+            roles = ranked_roles(ranking)
+            asked = [(role, q) for role, q in read_question_table(db)
+                     if roles is None or role in roles]
             ranked = rank_all(db, asked, read_candidates(db))
             results = [(role, q.id, ranked[(role, q.id)],
                         pack_context(ranked[(role, q.id)], count, budget.tokens))
@@ -255,7 +258,7 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank_all: 
                          **(state or {})})
 
 
-@asset(group_name="rankings", deps=[candidate_passages, questions], code_version="1")
+@asset(group_name="rankings", deps=[candidate_passages, questions], code_version="2")
 def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
     """Candidates by search score: the lexical index's own order."""
@@ -281,7 +284,7 @@ class SemanticConfig(Config):
 
 
 @asset(group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
-       code_version="1")
+       code_version="2")
 def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
                      warehouse: Warehouse, context_budget: ContextBudget, models: ModelStore,
                      embedders: SentenceEmbedders) -> MaterializeResult:
@@ -329,10 +332,13 @@ def _context_check(ranking_asset, ranking: str):
     @asset_check(asset=ranking_asset, name="contexts_within_budget",
                  description="Every question has a non-empty context within the token budget.")
     def check(warehouse: Warehouse, context_budget: ContextBudget) -> AssetCheckResult:
+        roles = ranked_roles(ranking)
+        ranked = "TRUE" if roles is None else f"q.role IN {tuple(roles)}"
         return violations(warehouse, f"""
             SELECT q.role, q.id, c.tokens FROM questions q LEFT JOIN packed_contexts c
                 ON c.role = q.role AND c.question_id = q.id AND c.ranking = '{ranking}'
-            WHERE c.context IS NULL OR c.context = '' OR c.tokens > {context_budget.tokens}""",
+            WHERE {ranked} AND (c.context IS NULL OR c.context = ''
+                                OR c.tokens > {context_budget.tokens})""",
             "missing, empty or over-budget contexts")
     return check
 

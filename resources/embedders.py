@@ -57,5 +57,6 @@ class SentenceEmbedders(ConfigurableResource):
 
 @cache
 def _embedder(model: ResolvedModel, batch_size: int, threads: int | None,
-              runtime: str) -> Embedder:
-    return Embedder(model, batch_size=batch_size, threads=threads, runtime=runtime)
+              runtime: str, device: str) -> Embedder:
+    return Embedder(model, batch_size=batch_size, threads=threads, runtime=runtime,
+                    device=device)

@@ -54,3 +54,19 @@ def test_a_bad_file_fails_naming_the_row_and_keeps_the_old_table(tmp_path: Path)
     assert "bad_rows.csv, line" in str(failure.step_failure_data.error)
     with duckdb.connect(str(database)) as db:
         assert len(read_question_table(db, "test")) == 2
+
+
+def test_default_pool_keeps_the_scored_questions_out(tmp_path: Path) -> None:
+    with DagsterInstance.ephemeral() as instance:
+        result = run(instance, tmp_path / "w.duckdb", test_limit=200)
+    metadata = {k: v.value for k, v in
+                result.asset_materializations_for_node("questions")[0].metadata.items()}
+    assert (metadata["test_questions"], metadata["validation_questions"]) == (200, 225)
+    assert (metadata["blend_questions"], metadata["train_questions"]) == (150, 300)
+    # extra_500 is the test file: all of it leaves the pool, not only the 200 answered (its
+    # row with an empty option is counted under that fault instead).
+    assert metadata["pool_dropped"]["a test or validation question"] == 499
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as db:
+        sources = dict(db.execute("SELECT source, count(*) FROM questions WHERE role = 'train' "
+                                  "GROUP BY source").fetchall())
+    assert set(sources) <= {"stem_1k", "generated_6k"} and sum(sources.values()) == 300

@@ -51,7 +51,7 @@ class Pipeline:
                 "questions": QuestionsConfig(
                     test_path=str(FIXTURES / "retrieval" / "test.csv"),
                     validation_path=str(FIXTURES / "retrieval" / "validation.csv"),
-                    validation_split=False)}))
+                    validation_split=False, train_paths=[])}))
         self.checks = result.get_asset_check_evaluations()
         return {asset.key.path[-1]: {
             k: v.value for k, v in
