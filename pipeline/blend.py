@@ -389,7 +389,8 @@ def fit_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[st
 class BlendChoice:
     """The blend a run uses, and how every candidate scored on the validation questions.
 
-    ``method`` is ``"weights"`` (``weights`` applies) or ``"ranker"`` (``ranker`` scores);
+    ``method`` is ``"weights"`` or ``"equal"`` (``weights`` applies: fitted, or equal) or
+    ``"ranker"`` (``ranker`` scores);
     ``validation_map`` gives each candidate's validation MAP@3 (``equal`` for reference), and
     ``fit_map`` the fitted weights' MAP@3 and the ranker's out-of-fold MAP@3 on the questions
     they were fitted on.
@@ -412,8 +413,13 @@ def choose_blend(fit_logits: Mapping[str, np.ndarray], fit_answers: Sequence[str
                  validation_logits: Mapping[str, np.ndarray], validation_answers: Sequence[str],
                  *, folds: int = 5, seed: int = 0, min_ranker_questions: int = 20
                  ) -> BlendChoice:
-    """Fit weights and the learned ranker on the fit questions; keep the better on validation.
+    """Fit weights and the learned ranker on the fit questions; keep the best on validation.
 
+    The candidates are the fitted weights, the learned ranker and the equal-weight blend (the
+    baseline a fit must beat: when the fit questions differ from the validation ones, a fit can
+    do worse than no fit). The one with the best validation MAP@3 is kept, ties going to the
+    earlier of weights, ranker, equal; choosing among three is the only thing validation
+    decides, and every candidate's validation MAP@3 is reported so the choice can be judged.
     The fit questions must be neither the validation questions nor any reader's training
     questions. With fewer than ``min_ranker_questions`` fit questions the ranker is not tried
     (its folds would be too small to mean anything); with none, the blend is the equal one.
@@ -432,6 +438,8 @@ def choose_blend(fit_logits: Mapping[str, np.ndarray], fit_answers: Sequence[str
         fit_map["ranker_out_of_fold"] = fitted.oof_map_at_3
         validation_map["ranker"] = float(average_precisions(
             ranker.score(validation_logits), validation_answers).mean())
-    method = ("ranker" if ranker is not None
-              and validation_map["ranker"] > validation_map["weights"] else "weights")
-    return BlendChoice(method, weights, ranker, validation_map, fit_map)
+    method = max(("weights", "ranker", "equal"),
+                 key=lambda m: validation_map.get(m, -1.0) - 1e-9 * ("weights", "ranker",
+                                                                      "equal").index(m))
+    return BlendChoice(method, equal if method == "equal" else weights, ranker, validation_map,
+                       fit_map)

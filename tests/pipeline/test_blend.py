@@ -179,13 +179,23 @@ def test_choose_blend_fits_on_the_fit_questions_and_keeps_the_better_on_validati
     assert choice.weights["signal"] > choice.weights["noise"]
     assert set(choice.validation_map) == {"equal", "weights", "ranker"}
     assert "ranker_out_of_fold" in choice.fit_map
-    kept = "ranker" if choice.method == "ranker" else "weights"
-    assert choice.validation_map[kept] == max(choice.validation_map["weights"],
-                                              choice.validation_map["ranker"])
+    kept = choice.method
+    assert choice.validation_map[kept] == max(choice.validation_map.values())
     scored = average_precisions(choice.scores({"signal": valid_signal, "noise": valid_noise}),
                                 valid_answers).mean()
     assert scored == pytest.approx(choice.validation_map[kept])
-    assert choice.validation_map[kept] > choice.validation_map["equal"] > CHANCE_MAP3
+    assert kept != "equal" and choice.validation_map[kept] > choice.validation_map["equal"]
+    assert choice.validation_map["equal"] > CHANCE_MAP3
+
+
+def test_choose_blend_keeps_the_equal_blend_when_the_fit_does_worse_on_validation() -> None:
+    # On the fit questions only "a" tells the answer; on validation only "b" does.
+    fit_answers, fit_a, fit_b = synthetic(200, 3.0, seed=21)
+    valid_answers, valid_b, valid_a = synthetic(200, 3.0, seed=22)
+    choice = choose_blend({"a": fit_a, "b": fit_b}, fit_answers,
+                          {"a": valid_a, "b": valid_b}, valid_answers)
+    assert choice.method == "equal" and choice.weights == {"a": 0.5, "b": 0.5}
+    assert choice.validation_map["equal"] > choice.validation_map["weights"]
 
 
 def test_choose_blend_without_fit_questions_is_the_equal_blend() -> None:
