@@ -93,7 +93,8 @@ def run_step(
         work = compute()
         version, metadata = work.data_version, {"up_to_date": False, **work.metadata}
         if callable(state):
-            step = fingerprint(code_version, config, inputs, state())
+            current = state()
+            step = fingerprint(code_version, config, inputs, current)
         db.execute("DELETE FROM asset_state WHERE asset = ?", [asset])
         db.execute("INSERT INTO asset_state VALUES (?, ?, ?, ?, now())",
                    [asset, step, version, context.run.run_id])

@@ -154,10 +154,12 @@ def test_rerun_does_nothing_then_a_chunk_size_change_is_traced_by_lineage(
                   if name != "dump_files" and meta["up_to_date"] is not True]
     assert recomputed == [], f"a no-change re-run recomputed {recomputed}"
     assert again["score"]["map_at_3"] == pipeline.first["score"]["map_at_3"]
+    definitions = Definitions(assets=ASSETS, resources=pipeline.resources())
+    unchanged = lineage(pipeline.instance, definitions)
+    assert unchanged.changed == [] and unchanged.score.left_top3 == []
 
     changed = pipeline.run(max_chars=300)
-    report = lineage(pipeline.instance,
-                     Definitions(assets=ASSETS, resources=pipeline.resources()))
+    report = lineage(pipeline.instance, definitions)
     named = {c.asset: c.what for c in report.changed}
     assert "config" in " ".join(named["wiki_chunks"])
     assert not UPSTREAM_OF_CHUNKS & set(named), "assets upstream of the change are not named"
