@@ -269,7 +269,7 @@ def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition
     """
 
     @asset(name="blend_weights", group_name="answering", deps=[questions, *logits_assets],
-           code_version="1")
+           code_version="2")
     def blend_weights(context: AssetExecutionContext, config: BlendConfig,
                       warehouse: Warehouse) -> MaterializeResult:
         """Non-negative weights over the (reader, ranking) logits, maximising MAP@3 on the blend
