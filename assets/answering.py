@@ -32,6 +32,7 @@ from assets.questions import questions
 from assets.retrieval import ranking_edit_distance, ranking_es, ranking_semantic
 from pipeline import blend, logits, scoring
 from pipeline.answering import TRAIN_RANKING, ReadingList, reading_list
+from pipeline.embeddings import Embedder
 from pipeline.models import ModelNotFoundError, ResolvedModel, weights_sha256
 from pipeline.paths import work_dir
 from pipeline.questions import LETTERS
@@ -176,8 +177,6 @@ def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
     if reader == "lexical":
         return LexicalReader().score_many(pairs), {}
     if reader == "similarity":
-        from pipeline.embeddings import Embedder
-
         model = _resolve(models, settings.similarity_model, context)
         encoder = _CachedEncoder(VectorCache(db, Embedder(model, device=settings.device),
                                              context.log.info))
