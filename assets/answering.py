@@ -32,7 +32,9 @@ from assets.questions import questions
 from assets.retrieval import ranking_edit_distance, ranking_es, ranking_semantic
 from pipeline import blend, logits, scoring
 from pipeline.answering import TRAIN_RANKING, ReadingList, reading_list
+from pipeline.blend import average_precisions
 from pipeline.embeddings import Embedder
+from pipeline.metrics import estimate
 from pipeline.models import ModelNotFoundError, ResolvedModel, weights_sha256
 from pipeline.paths import work_dir
 from pipeline.questions import LETTERS
@@ -157,17 +159,6 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
 # Logits, one asset per (reader, ranking).
 
 
-class _CachedEncoder:
-    """A sentence encoder whose vectors go through the warehouse's embedding cache, so a
-    sentence met in several contexts, rankings or runs is embedded once."""
-
-    def __init__(self, cache: VectorCache) -> None:
-        self.cache = cache
-
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        return self.cache.texts(list(texts))
-
-
 def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
            settings: ReaderSettings, models: ModelStore,
            context: AssetExecutionContext) -> tuple[np.ndarray, dict[str, Any]]:
@@ -178,8 +169,9 @@ def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
         return LexicalReader().score_many(pairs), {}
     if reader == "similarity":
         model = _resolve(models, settings.similarity_model, context)
-        encoder = _CachedEncoder(VectorCache(db, Embedder(model, device=settings.device),
-                                             context.log.info))
+        # Through the embedding cache: a sentence met in several contexts, rankings or runs is
+        # embedded once.
+        encoder = VectorCache(db, Embedder(model, device=settings.device), context.log.info)
         scorer = SimilarityReader(encoder, top_k=settings.similarity_top_k)
         return scorer.score_many(pairs), model.metadata()
     if reader == "causal_lm":
@@ -208,8 +200,7 @@ def validation_map(db: duckdb.DuckDBPyConnection, role: str, source: str
         return {}
     if not labelled.question_ids or any(a is None for a in labelled.answers):
         return {}
-    est = scoring.score(labelled.question_ids, labelled.answers, labelled.sources[source],
-                        {}).estimates["blend"]
+    est = estimate(average_precisions(labelled.sources[source], labelled.answers))
     return {f"{role}_map_at_3": round(est.value, 4), f"{role}_map_at_3_low": round(est.low, 4),
             f"{role}_map_at_3_high": round(est.high, 4), f"{role}_questions": est.n}
 

@@ -61,6 +61,11 @@ class VectorCache:
                                        log=self.log).computed
         return load_matrix(self.db, self.embedder.key, hashes)
 
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`texts` under the name a sentence encoder has, so that a reader that embeds
+        (:class:`pipeline.readers.similarity.SimilarityReader`) goes through the cache."""
+        return self.texts(texts)
+
 
 def passage_vectors(passages: Sequence[Passage], chunk_vectors: dict[str, np.ndarray]
                     ) -> np.ndarray:
