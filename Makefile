@@ -10,10 +10,21 @@ RUN_CONFIG ?=
 
 .PHONY: run test ui lint bench lineage clean
 
+# llama.cpp (the heavy reader's runtime) is compiled at install for this CPU: a portable AVX2
+# build, with AVX-512 where /proc/cpuinfo lists it, and never the AMX backend (its first decode
+# segfaults on the AMX machines these jobs may land on). No multimodal library: nothing uses it.
+cpu_has = $(if $(shell grep -m1 -ow '$(1)' /proc/cpuinfo 2>/dev/null),ON,OFF)
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
+	-DGGML_AVX512=$(call cpu_has,avx512f) -DGGML_AVX512_VNNI=$(call cpu_has,avx512_vnni) \
+	-DGGML_AVX512_VBMI=$(call cpu_has,avx512_vbmi) -DGGML_AVX512_BF16=$(call cpu_has,avx512_bf16) \
+	-DGGML_AVX_VNNI=$(call cpu_has,avx_vnni) \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DLLAVA_BUILD=OFF
+
 $(BIN)/.installed: pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet \
+		-c requirements.lock -e '.[dev]'
 	touch $@
 
 $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml

@@ -2,6 +2,7 @@
 and the score, with the check that warns when the score regresses."""
 
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -30,7 +31,7 @@ from pydantic import Field
 from assets.incremental import Work, run_step
 from assets.questions import questions
 from assets.retrieval import ranking_edit_distance, ranking_es, ranking_semantic
-from pipeline import blend, logits, scoring
+from pipeline import answer_scores, blend, cascade, logits, scoring
 from pipeline.answering import TRAIN_RANKING, ReadingList, reading_list
 from pipeline.blend import average_precisions
 from pipeline.embeddings import Embedder
@@ -38,8 +39,7 @@ from pipeline.metrics import estimate
 from pipeline.models import ModelNotFoundError, ResolvedModel, weights_sha256
 from pipeline.paths import work_dir
 from pipeline.questions import LETTERS
-from pipeline.readers import multiple_choice
-from pipeline.readers.causal_lm import CausalLMReader
+from pipeline.readers import heavy, multiple_choice
 from pipeline.readers.lexical import LexicalReader
 from pipeline.readers.similarity import SimilarityReader
 from pipeline.semantic import VectorCache
@@ -48,7 +48,9 @@ from resources import ModelStore, ReaderSettings, Warehouse
 
 RANKING_ASSETS = {"es": ranking_es, "edit_distance": ranking_edit_distance,
                   "semantic": ranking_semantic}
-READERS = ("lexical", "similarity", "multiple_choice", "causal_lm")
+# The cheap readers: each reads every scored question under every ranking. The heavy reader
+# (a causal LM) reads only what the cascade escalates.
+READERS = ("lexical", "similarity", "multiple_choice")
 
 
 def _resolve(models: ModelStore, reference: str, context: AssetExecutionContext
@@ -68,12 +70,15 @@ class TrainReaderConfig(Config):
         default=multiple_choice.DEFAULT_MODEL,
         description="Encoder to fine-tune (hub id or path); microsoft/deberta-v3-large on a GPU.")
     max_length: int = Field(default=multiple_choice.DEFAULT_MAX_LENGTH,
-                            description="Tokens of (question + context, option) per pair.")
-    epochs: float = Field(default=1.0, description="Passes over the train questions.")
+                            description="Tokens of each (question + option, context) pair; the "
+                            "context is cut to the room the longest option leaves.")
+    epochs: float = Field(default=2.0, description="Passes over the train questions; the best "
+                          "epoch on the blend questions is kept.")
     max_steps: int | None = Field(default=None, description="Stop after this many steps.")
     batch_size: int = Field(default=8, description="Questions per micro-batch.")
     grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
-    lr: float = 5e-5
+    lr: float = Field(default=5e-5, description="The encoder's peak learning rate.")
+    head_lr: float = Field(default=1e-3, description="The new head's peak learning rate.")
     warmup: float = 0.1
     seed: int = 0
     device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
@@ -82,12 +87,14 @@ class TrainReaderConfig(Config):
 TRAINED_DDL = """CREATE TABLE IF NOT EXISTS trained_readers (
     reader VARCHAR, path VARCHAR, weights_sha256 VARCHAR, base_model VARCHAR,
     base_weights_sha256 VARCHAR, max_length INTEGER, examples INTEGER, steps INTEGER,
-    losses DOUBLE[], seconds DOUBLE, trained_at TIMESTAMPTZ)"""
+    losses DOUBLE[], seconds DOUBLE, trained_at TIMESTAMPTZ, curve JSON, best_epoch DOUBLE)"""
 
 
 def trained_reader_path(db: duckdb.DuckDBPyConnection) -> tuple[Path, int] | None:
     """Folder and max_length of the latest fine-tuned multiple-choice reader, if any."""
     db.execute(TRAINED_DDL)
+    for column in ("curve JSON", "best_epoch DOUBLE"):  # warehouses from before the curve
+        db.execute(f"ALTER TABLE trained_readers ADD COLUMN IF NOT EXISTS {column}")
     row = db.execute("SELECT path, max_length FROM trained_readers "
                      "WHERE reader = 'multiple_choice' ORDER BY trained_at DESC LIMIT 1"
                      ).fetchone()
@@ -100,26 +107,39 @@ def _trained_state(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {"weights_present": bool(trained and trained[0].is_dir())}
 
 
+def _curve_table(curve: list[dict[str, Any]]) -> str:
+    lines = ["| epoch | steps | train loss | blend accuracy | blend MAP@3 |",
+             "|---|---|---|---|---|"]
+    for point in curve:
+        lines.append("| " + " | ".join("" if point[k] is None else f"{point[k]:.4g}"
+                                       for k in ("epoch", "steps", "train_loss", "accuracy",
+                                                 "map_at_3")) + " |")
+    return "\n".join(lines)
+
+
 @asset(group_name="answering", deps=[questions, RANKING_ASSETS[TRAIN_RANKING]],
-       code_version="2")
+       code_version="3")
 def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                    warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
     """The multiple-choice encoder fine-tuned on the train questions with their contexts under
-    the training ranking. Never trained on validation, blend or test questions."""
+    the training ranking, scored on the blend questions after every epoch (the best epoch is
+    kept). Never trained on validation, blend or test questions."""
     with warehouse.get_connection() as db:
 
         def compute() -> Work:
             examples = reading_list(db, TRAIN_RANKING, roles=("train",)).pairs()
             if not examples:
                 raise Failure("no train questions: set questions.train_paths and train_size")
+            held_out = reading_list(db, TRAIN_RANKING, roles=("blend",)).pairs()
             base = _resolve(models, config.base_model, context)
             folder = work_dir() / "readers" / "multiple_choice"
             folder.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix="training-", dir=folder))
             try:
                 report = multiple_choice.train(
-                    base, examples, staging, epochs=config.epochs, max_steps=config.max_steps,
-                    batch_size=config.batch_size, grad_accum=config.grad_accum, lr=config.lr,
+                    base, examples, staging, eval_examples=held_out, epochs=config.epochs,
+                    max_steps=config.max_steps, batch_size=config.batch_size,
+                    grad_accum=config.grad_accum, lr=config.lr, head_lr=config.head_lr,
                     warmup=config.warmup, max_length=config.max_length, seed=config.seed,
                     log=context.log.info, device=config.device)
                 digest = weights_sha256(staging)
@@ -128,28 +148,31 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                     os.replace(staging, final)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
+            curve = [vars(point) for point in report.curve]
             db.execute("INSERT INTO trained_readers VALUES "
-                       "('multiple_choice', ?, ?, ?, ?, ?, ?, ?, ?, ?, now())",
+                       "('multiple_choice', ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
                        [str(final), digest, base.reference, base.weights_sha256,
                         config.max_length, report.examples, report.steps, report.losses,
-                        report.seconds])
+                        report.seconds, json.dumps(curve), report.best_epoch])
             return Work(digest, {"training_seconds": round(report.seconds, 1),
                                  "examples": report.examples, "epochs": report.epochs_run,
                                  **base.metadata()})
 
         def describe() -> dict[str, Any]:
             row = db.execute(
-                "SELECT path, weights_sha256, base_model, examples, steps, losses FROM "
-                "trained_readers WHERE reader = 'multiple_choice' ORDER BY trained_at DESC "
-                "LIMIT 1").fetchone()
+                "SELECT path, weights_sha256, base_model, examples, steps, losses, curve, "
+                "best_epoch FROM trained_readers WHERE reader = 'multiple_choice' "
+                "ORDER BY trained_at DESC LIMIT 1").fetchone()
             if row is None:
                 return {}
             losses = row[5] or []
-            tail = losses[-10:]
+            curve = json.loads(row[6]) if row[6] else []
+            best = next((p for p in curve if p["epoch"] == row[7]), None)
             return {"path": row[0], "weights_sha256": row[1], "base_model": row[2],
-                    "train_questions": row[3], "steps": row[4],
-                    "first_loss": round(losses[0], 4) if losses else None,
-                    "last_losses_mean": round(float(np.mean(tail)), 4) if tail else None,
+                    "train_questions": row[3], "steps": row[4], "best_epoch": row[7],
+                    "blend_accuracy": best["accuracy"] if best else None,
+                    "blend_map_at_3": best["map_at_3"] if best else None,
+                    "learning_curve": MetadataValue.md(_curve_table(curve)),
                     "loss_curve": MetadataValue.json([round(x, 4) for x in losses])}
 
         return run_step(context, db, config, compute, describe, lambda: _trained_state(db))
@@ -160,26 +183,22 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
 
 
 def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
-           settings: ReaderSettings, models: ModelStore,
-           context: AssetExecutionContext) -> tuple[np.ndarray, dict[str, Any]]:
-    """The ``(n, 5)`` logits of one reader over ``items``, and metadata about the model used."""
+           settings: ReaderSettings, models: ModelStore, context: AssetExecutionContext
+           ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
+    """The ``(n, 5)`` logits of one cheap reader over ``items``, its per-option signals (the
+    learned ranker's extra features) and metadata about the model used."""
     settings.configure_torch()
     pairs = items.pairs()
     if reader == "lexical":
-        return LexicalReader().score_many(pairs), {}
+        lexical = LexicalReader()
+        return lexical.score_many(pairs), lexical.signals_many(pairs), {}
     if reader == "similarity":
         model = _resolve(models, settings.similarity_model, context)
         # Through the embedding cache: a sentence met in several contexts, rankings or runs is
         # embedded once.
         encoder = VectorCache(db, Embedder(model, device=settings.device), context.log.info)
         scorer = SimilarityReader(encoder, top_k=settings.similarity_top_k)
-        return scorer.score_many(pairs), model.metadata()
-    if reader == "causal_lm":
-        model = _resolve(models, settings.causal_lm_model, context)
-        lm = CausalLMReader(model, max_context_tokens=settings.causal_lm_context_tokens,
-                            permutations=settings.causal_lm_permutations,
-                            device=settings.device)
-        return lm.score_many(pairs).logits, model.metadata()
+        return scorer.score_many(pairs), {}, model.metadata()
     trained = trained_reader_path(db)
     if trained is None or not trained[0].is_dir():
         raise Failure("the multiple-choice reader is not trained: materialise trained_reader")
@@ -187,8 +206,8 @@ def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
     scorer = multiple_choice.MultipleChoiceReader(
         path, batch_size=settings.multiple_choice_batch_size, max_length=max_length,
         device=settings.device)
-    return scorer.score_many(pairs), {"model_path": str(path),
-                                      "model_weights_sha256": weights_sha256(path)}
+    return scorer.score_many(pairs), {}, {"model_path": str(path),
+                                          "model_weights_sha256": weights_sha256(path)}
 
 
 def validation_map(db: duckdb.DuckDBPyConnection, role: str, source: str
@@ -212,7 +231,7 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
             *([trained_reader] if reader == "multiple_choice" else [])]
 
     @asset(name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
-           code_version="1",
+           code_version="2",
            description=f"Logits of the {reader} reader on the {ranking} ranking's contexts, "
            "for the test, validation and blend questions.")
     def _logits(context: AssetExecutionContext, warehouse: Warehouse, readers: ReaderSettings,
@@ -221,13 +240,18 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
 
             def compute() -> Work:
                 items = reading_list(db, ranking)
-                scored, model_metadata = _score(reader, items, db, readers, models, context)
+                scored, signals, model_metadata = _score(reader, items, db, readers, models,
+                                                         context)
                 logits.write_logits(db, reader, ranking, items.keys, scored)
+                for name, values in signals.items():
+                    logits.write_logits(db, logits.signal_name(reader, name), ranking,
+                                        items.keys, values)
                 context.log.info(f"{source}: {len(items.keys)} questions scored")
                 return Work(content_version(
-                    db, f"(SELECT * FROM reader_logits WHERE reader = '{reader}' "
-                        f"AND ranking = '{ranking}')", logits.VERSION_COLUMNS),
-                    {**model_metadata, "questions_scored": len(items.keys)})
+                    db, f"(SELECT * FROM reader_logits WHERE split_part(reader, '.', 1) = "
+                        f"'{reader}' AND ranking = '{ranking}')", logits.VERSION_COLUMNS),
+                    {**model_metadata, "questions_scored": len(items.keys),
+                     "signals": ", ".join(signals) or "none"})
 
             def describe() -> dict[str, Any]:
                 return {"source": source, **validation_map(db, "validation", source),
@@ -239,56 +263,72 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
 
 
 # ----------------------------------------------------------------------------------------------
-# Blend, submission and score.
+# The cheap blend, the cascade, the submission and the score.
 
 
-BLEND_DDL = """CREATE TABLE IF NOT EXISTS blend_weights (source VARCHAR, weight DOUBLE,
+BLEND_DDL = """CREATE OR REPLACE TABLE blend_weights (source VARCHAR, weight DOUBLE,
     method VARCHAR)"""
-BLENDED_DDL = """CREATE TABLE IF NOT EXISTS blended_scores (role VARCHAR, question_id VARCHAR,
-    A DOUBLE, B DOUBLE, C DOUBLE, D DOUBLE, E DOUBLE)"""
+ROLES_BLENDED = ("test", "validation", "blend")
 
 
 class BlendConfig(Config):
-    folds: int = Field(default=5, description="Cross-validation folds of the learned ranker.")
+    folds: int = Field(default=5, description="Cross-validation folds on the blend questions "
+                       "(the method with the best out-of-fold MAP@3 is chosen).")
     seed: int = 0
+
+
+def _role_inputs(db: duckdb.DuckDBPyConnection, role: str, sources: Sequence[str]
+                 ) -> tuple[logits.LabelledLogits, dict[str, np.ndarray]]:
+    """A role's logits of every source, and the extra per-option features of the ranker."""
+    labelled = logits.read_role(db, role, sources)
+    signals = logits.read_role(db, role, logits.signal_sources(db)).sources
+    return labelled, {**signals, **logits.retrieval_features(db, role, labelled.question_ids)}
 
 
 def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition]
                 ) -> AssetsDefinition:
-    """Blend weights over ``sources``, fitted on the blend questions and checked on validation.
-    """
+    """The cheap blend over ``sources``, chosen and fitted on the blend questions only."""
 
     @asset(name="blend_weights", group_name="answering", deps=[questions, *logits_assets],
-           code_version="2")
+           code_version="3")
     def blend_weights(context: AssetExecutionContext, config: BlendConfig,
                       warehouse: Warehouse) -> MaterializeResult:
-        """Non-negative weights over the (reader, ranking) logits, maximising MAP@3 on the blend
-        questions, against a learned ranker fitted with cross-validation on the same questions;
-        whichever scores better on validation blends the test questions."""
+        """The cheap readers blended: per-question z-scored logits weighted by a conditional
+        logit, by MAP@3-searched weights, by a learned ranker (with the lexical signals and
+        retrieval scores as extra features) or equally, whichever scores best out of fold on
+        the blend questions. Validation only measures the choice."""
         with warehouse.get_connection() as db:
 
             def compute() -> Work:
                 try:
-                    fit = logits.read_role(db, "blend", sources)
-                    valid = logits.read_role(db, "validation", sources)
-                    test = logits.read_role(db, "test", sources)
+                    roles = {role: _role_inputs(db, role, sources) for role in ROLES_BLENDED}
                 except LookupError as exc:
                     raise Failure(str(exc)) from exc
-                if not valid.question_ids:
-                    raise Failure("no validation questions: a blend cannot be checked")
-                choice = blend.choose_blend(fit.sources, fit.answers, valid.sources,
-                                            valid.answers, folds=config.folds, seed=config.seed)
-                _write_blend(db, choice, {"validation": valid, "test": test})
-                context.log.info(f"blend: {choice.method}, validation MAP@3 "
-                                 f"{choice.validation_map}")
-                return Work(content_version(db, "blended_scores",
-                                            f"role, question_id, {', '.join(LETTERS)}"),
-                            {"method": choice.method,
-                             **{f"validation_map_at_3_{k}": round(v, 4)
-                                for k, v in choice.validation_map.items()},
-                             **{f"fit_map_at_3_{k}": round(v, 4)
-                                for k, v in choice.fit_map.items()},
-                             "blend_questions": len(fit.question_ids)})
+                fit, fit_extra = roles["blend"]
+                choice = blend.choose_blend(fit.sources, fit.answers, fit_extra,
+                                            folds=config.folds, seed=config.seed)
+                rows = [("blend", qid, scores, False) for qid, scores in zip(
+                    fit.question_ids, choice.oof_log_probabilities, strict=True)]
+                for role in ("test", "validation"):
+                    labelled, extra = roles[role]
+                    if labelled.question_ids:
+                        rows += [(role, qid, scores, False) for qid, scores in zip(
+                            labelled.question_ids,
+                            choice.fitted.log_probabilities(labelled.sources, extra),
+                            strict=True)]
+                answer_scores.write_scores(db, "blended_scores", rows)
+                db.execute(BLEND_DDL)
+                db.executemany("INSERT INTO blend_weights VALUES (?, ?, ?)",
+                               [[source, weight, choice.method]
+                                for source, weight in choice.weights.items()])
+                measured = _measure_methods(choice, fit, fit_extra, *roles["validation"])
+                context.log.info(f"blend: {choice.method} (out-of-fold MAP@3 on the blend "
+                                 f"questions {choice.cv_map})")
+                return Work(content_version(db, "blended_scores", answer_scores.COLUMNS), {
+                    "method": choice.method, "temperature": round(choice.fitted.temperature, 4),
+                    **{f"cv_map_at_3_{k}": round(v, 4) for k, v in choice.cv_map.items()},
+                    **{f"validation_map_at_3_{k}": round(v, 4) for k, v in measured.items()},
+                    "blend_questions": len(fit.question_ids)})
 
             def describe() -> dict[str, Any]:
                 return {"weights": MetadataValue.md(markdown_preview(
@@ -302,38 +342,112 @@ def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition
     return blend_weights
 
 
-def _write_blend(db: duckdb.DuckDBPyConnection, choice: blend.BlendChoice,
-                 roles: dict[str, logits.LabelledLogits]) -> None:
-    db.execute(BLEND_DDL)
-    db.execute(BLENDED_DDL)
-    db.execute("BEGIN TRANSACTION")
-    try:
-        db.execute("DELETE FROM blend_weights")
-        db.execute("DELETE FROM blended_scores")
-        for source, weight in choice.weights.items():
-            db.execute("INSERT INTO blend_weights VALUES (?, ?, ?)",
-                       [source, weight, choice.method])
-        for role, labelled in roles.items():
-            if not labelled.question_ids:
-                continue
-            scores = choice.scores(labelled.sources)
-            db.executemany("INSERT INTO blended_scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           [[role, qid, *map(float, row)]
-                            for qid, row in zip(labelled.question_ids, scores, strict=True)])
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+def _measure_methods(choice: blend.BlendChoice, fit: logits.LabelledLogits,
+                     fit_extra: dict[str, np.ndarray], valid: logits.LabelledLogits,
+                     valid_extra: dict[str, np.ndarray]) -> dict[str, float]:
+    """Validation MAP@3 of every candidate method refitted on all blend questions: reported so
+    the choice can be judged, never used to make it."""
+    if not valid.question_ids or any(a is None for a in valid.answers):
+        return {}
+    measured = {}
+    for method in choice.cv_map:
+        fitted = choice.fitted if method == choice.method else blend.fit_method(
+            method, fit.sources, fit.answers, fit_extra)
+        measured[method] = float(average_precisions(
+            fitted.scores(valid.sources, valid_extra), valid.answers).mean())
+    return measured
 
 
-def read_blended(db: duckdb.DuckDBPyConnection, role: str) -> tuple[list[str], np.ndarray]:
-    """Question ids of ``role`` in file order, and their blended scores."""
-    rows = db.execute(
-        f"SELECT q.id, {', '.join('b.' + x for x in LETTERS)} FROM questions q "
-        "JOIN blended_scores b ON b.role = q.role AND b.question_id = q.id "
-        "WHERE q.role = ? ORDER BY q.row, q.id", [role]).fetchall()
-    return [r[0] for r in rows], np.array([r[1:] for r in rows], dtype=np.float64).reshape(
-        -1, len(LETTERS))
+class CascadeConfig(Config):
+    model: str = Field(default=heavy.DEFAULT_MODEL, description="The heavy reader: a causal "
+                       "LM by hub id or path (a GGUF file runs on llama.cpp on the CPU).")
+    runtime: str = Field(default="auto", description="auto, llama.cpp or transformers.")
+    ranking: str = Field(default="semantic", description="Whose packed contexts it reads.")
+    share: float = Field(default=cascade.DEFAULT_SHARE, ge=0.0, le=1.0, description="At most "
+                         "this share of each role's questions is escalated, least sure first "
+                         "(1.0 on a GPU: every question).")
+    max_seconds: float | None = Field(default=None, description="Stop reading new questions "
+                                      "after this many seconds (cached ones are free).")
+    context_tokens: int = Field(default=256, description="Context tokens in its prompt.")
+    permutations: int = Field(default=1, description="Cyclic rotations of the options "
+                              "averaged (1-5): each costs another pass over the options.")
+    threads: int | None = Field(default=None, description="CPU threads (default: all).")
+    device: str = Field(default="auto", description="torch device of the transformers runtime.")
+
+
+def _heavy_model(config: CascadeConfig, models: ModelStore,
+                 context: AssetExecutionContext) -> ResolvedModel | None:
+    return None if config.share == 0 else _resolve(models, config.model, context)
+
+
+def cascade_asset(blend_weights: AssetsDefinition) -> AssetsDefinition:
+    @asset(name="cascade", group_name="answering",
+           deps=[questions, blend_weights, *RANKING_ASSETS.values()], code_version="1")
+    def cascade_step(context: AssetExecutionContext, config: CascadeConfig,
+                     warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
+        """The confidence cascade: the heavy reader (a 1.5B causal LM by default) reads the
+        questions the cheap blend is least sure of, at most ``share`` of each role, and joins
+        the blend for those; the rule and the combination are fitted on the blend questions."""
+        model = _heavy_model(config, models, context)
+        with warehouse.get_connection() as db:
+
+            def compute() -> Work:
+                run = cascade_run(db, config, model, context)
+                return Work(content_version(db, "answer_scores", answer_scores.COLUMNS),
+                            run)
+
+            def describe() -> dict[str, Any]:
+                counts = dict(db.execute("SELECT role, count(*) FILTER (WHERE escalated) "
+                                         "FROM answer_scores GROUP BY role").fetchall())
+                return {f"{role}_escalated": n for role, n in sorted(counts.items())}
+
+            return run_step(context, db, config, compute, describe,
+                            {"model": model.key if model else None})
+
+    return cascade_step
+
+
+def cascade_run(db: duckdb.DuckDBPyConnection, config: CascadeConfig,
+                model: ResolvedModel | None, context: AssetExecutionContext) -> dict[str, Any]:
+    """Escalate, read (or reuse cached readings), combine, and write ``answer_scores``."""
+    cheap = {role: answer_scores.read_scores(db, "blended_scores", role)[:2]
+             for role in ROLES_BLENDED}
+    answers = dict(db.execute("SELECT id, answer FROM questions WHERE role = 'blend'"
+                              ).fetchall())
+    blend_ids, blend_logp = cheap["blend"]
+    rule = cascade.fit_rule(blend_logp, [answers[q] for q in blend_ids])
+    chosen = {role: [ids[i] for i in cascade.escalate(logp, rule, config.share)]
+              for role, (ids, logp) in cheap.items()}
+    settings = cascade.HeavySettings(
+        runtime=config.runtime, context_tokens=config.context_tokens,
+        permutations=config.permutations, threads=config.threads, device=config.device,
+        max_seconds=config.max_seconds)
+    reading = cascade.HeavyReading(db, settings, model, context.log.info)
+    heavy_logits = reading.read(
+        {role: reading_list(db, config.ranking, roles=(role,)) for role in chosen}, chosen)
+    combination = cascade.fit_combination(
+        np.array([cheap["blend"][1][blend_ids.index(q)] for q in chosen["blend"]
+                  if ("blend", q) in heavy_logits]).reshape(-1, len(LETTERS)),
+        np.array([heavy_logits[("blend", q)] for q in chosen["blend"]
+                  if ("blend", q) in heavy_logits]).reshape(-1, len(LETTERS)),
+        [answers[q] for q in chosen["blend"] if ("blend", q) in heavy_logits])
+    rows = []
+    for role, (ids, logp) in cheap.items():
+        for qid, scores in zip(ids, logp, strict=True):
+            read = heavy_logits.get((role, qid))
+            final = scores if read is None else cascade.combine(
+                scores[None, :], read[None, :], combination)[0]
+            rows.append((role, qid, final, read is not None))
+    answer_scores.write_scores(db, "answer_scores", rows)
+    keys = sorted(heavy_logits)
+    logits.write_logits(db, "causal_lm", config.ranking, keys,
+                        np.array([heavy_logits[k] for k in keys]).reshape(-1, len(LETTERS)))
+    return {"rule_measure": rule.measure,
+            **{f"rule_auc_{m}": round(v, 4) for m, v in rule.auc.items()},
+            "share": config.share, "combination_cheap": round(combination.cheap, 4),
+            "combination_heavy": round(combination.heavy, 4),
+            "combination_fitted": combination.fitted, **reading.metadata(),
+            **({} if model is None else model.metadata())}
 
 
 class SubmissionConfig(Config):
@@ -341,23 +455,23 @@ class SubmissionConfig(Config):
                       description="Where submission.csv is written.")
 
 
-def submission_asset(blend_weights: AssetsDefinition) -> AssetsDefinition:
-    @asset(name="submission", group_name="answering", deps=[questions, blend_weights],
-           code_version="1")
+def submission_asset(cascade_step: AssetsDefinition) -> AssetsDefinition:
+    @asset(name="submission", group_name="answering", deps=[questions, cascade_step],
+           code_version="2")
     def submission(context: AssetExecutionContext, config: SubmissionConfig,
                    warehouse: Warehouse) -> MaterializeResult:
-        """submission.csv: ``id,prediction`` with the blend's three best letters per test
-        question, best first, in the test file's order."""
+        """submission.csv: ``id,prediction`` with the three best letters per test question
+        (after the cascade), best first, in the test file's order."""
         path = Path(config.path)
         with warehouse.get_connection() as db:
 
             def compute() -> Work:
-                ids, scores = read_blended(db, "test")
+                ids, scores, _ = answer_scores.read_scores(db, "answer_scores", "test")
                 expected = db.execute("SELECT count(*) FROM questions WHERE role = 'test'"
                                       ).fetchone()[0]
                 if len(ids) != expected:
-                    raise Failure(f"the blend covers {len(ids)} of {expected} test questions; "
-                                  "materialise blend_weights again")
+                    raise Failure(f"the answers cover {len(ids)} of {expected} test questions; "
+                                  "materialise the cascade again")
                 text = "id,prediction\n" + "".join(
                     f"{qid},{prediction}\n"
                     for qid, prediction in zip(ids, blend.predictions(scores), strict=True))
@@ -399,28 +513,62 @@ def _write_atomically(path: Path, text: str) -> None:
 SCORE_DDL = """CREATE OR REPLACE TABLE scores (name VARCHAR, map_at_3 DOUBLE, low DOUBLE,
     high DOUBLE, questions INTEGER)"""
 GOLD_DDL = "CREATE OR REPLACE TABLE score_gold_ranks (question_id VARCHAR, gold_rank INTEGER)"
+HEAVY_SOURCE = "causal_lm"
 
 
-def score_asset(sources: Sequence[str], blend_weights: AssetsDefinition,
+def _heavy_on_escalated(db: duckdb.DuckDBPyConnection, ids: Sequence[str],
+                        answers: Sequence[str], cheap: np.ndarray
+                        ) -> dict[str, np.ndarray]:
+    """The heavy reader and the cheap blend on the validation questions it read (MAP@3 of the
+    two on the same questions: what escalating them bought)."""
+    rows = dict(db.execute(
+        f"SELECT question_id, [{', '.join(LETTERS)}] FROM reader_logits WHERE reader = ? "
+        "AND role = 'validation'", [HEAVY_SOURCE]).fetchall())
+    keep = [i for i, qid in enumerate(ids) if qid in rows]
+    if not keep:
+        return {}
+    heavy_logits = np.array([rows[ids[i]] for i in keep], dtype=np.float64)
+    gold = [answers[i] for i in keep]
+    return {f"{HEAVY_SOURCE} (escalated only)": average_precisions(heavy_logits, gold),
+            "cheap_blend (same questions)": average_precisions(cheap[keep], gold)}
+
+
+def score_asset(sources: Sequence[str], cascade_step: AssetsDefinition,
                 logits_assets: Sequence[AssetsDefinition]) -> AssetsDefinition:
     @asset(name="score", group_name="answering",
-           deps=[questions, blend_weights, *logits_assets], code_version="1")
+           deps=[questions, cascade_step, *logits_assets], code_version="2")
     def score(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
-        """MAP@3 on the validation questions with a 95% bootstrap interval: of the blend and of
-        every (reader, ranking) source, and each question's rank of its correct answer."""
+        """MAP@3 on the validation questions with a 95% bootstrap interval: of the answers
+        (the cascade), of the cheap blend, of every (reader, ranking) source and of the heavy
+        reader on the questions it read; each question's rank of its correct answer; and
+        MAP@3 of the test answers when the test file is labelled."""
         with warehouse.get_connection() as db:
 
             def compute() -> Work:
-                ids, blended = read_blended(db, "validation")
+                ids, final, _ = answer_scores.read_scores(db, "answer_scores", "validation")
+                cheap_ids, cheap, _ = answer_scores.read_scores(db, "blended_scores",
+                                                                "validation")
                 labelled = logits.read_role(db, "validation", sources)
-                if ids != labelled.question_ids:
-                    raise Failure("blended scores and logits cover different validation "
-                                  "questions; materialise blend_weights again")
-                result = scoring.score(ids, labelled.answers, blended, labelled.sources)
+                if not (ids == cheap_ids == labelled.question_ids):
+                    raise Failure("answers, blend and logits cover different validation "
+                                  "questions; materialise blend_weights and the cascade again")
+                result = scoring.score(ids, labelled.answers, final,
+                                       {"cheap_blend": cheap, **labelled.sources})
+                estimates = dict(result.estimates)
+                for name, values in _heavy_on_escalated(db, ids, labelled.answers,
+                                                        cheap).items():
+                    estimates[name] = estimate(values)
+                test_ids, test_final, _ = answer_scores.read_scores(db, "answer_scores", "test")
+                test_answers = [a for (a,) in db.execute(
+                    "SELECT answer FROM questions WHERE role = 'test' ORDER BY row, id"
+                ).fetchall()]
+                if test_ids and all(a is not None for a in test_answers):
+                    estimates["test (labelled test file)"] = estimate(
+                        average_precisions(test_final, test_answers))
                 db.execute(SCORE_DDL)
                 db.executemany("INSERT INTO scores VALUES (?, ?, ?, ?, ?)",
                                [[name, e.value, e.low, e.high, e.n]
-                                for name, e in result.estimates.items()])
+                                for name, e in estimates.items()])
                 db.execute(GOLD_DDL)
                 db.executemany("INSERT INTO score_gold_ranks VALUES (?, ?)",
                                list(result.gold_ranks.items()))
@@ -436,16 +584,26 @@ def score_asset(sources: Sequence[str], blend_weights: AssetsDefinition,
 
 
 def score_metadata(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """The score as metadata: MAP@3 and interval of the blend, a table of every source, and
+    """The score as metadata: MAP@3 and interval of the answers, a table of every source, and
     the gold ranks (what the lineage command compares between two materialisations)."""
     rows = db.execute("SELECT name, map_at_3, low, high, questions FROM scores "
                       "ORDER BY name = 'blend' DESC, map_at_3 DESC").fetchall()
     blend_row = next(r for r in rows if r[0] == "blend")
     ranks = dict(db.execute("SELECT question_id, gold_rank FROM score_gold_ranks").fetchall())
-    table = ["| source | MAP@3 | 95% interval |", "|---|---|---|"] + [
-        f"| {name} | {value:.4f} | {low:.4f} to {high:.4f} |" for name, value, low, high, _ in rows]
+    table = ["| source | MAP@3 | 95% interval | questions |", "|---|---|---|---|"] + [
+        f"| {name} | {value:.4f} | {low:.4f} to {high:.4f} | {n} |"
+        for name, value, low, high, n in rows]
+    by_name = {r[0]: r for r in rows}
+    extra = {}
+    if "cheap_blend" in by_name:
+        extra["cheap_blend_map_at_3"] = round(by_name["cheap_blend"][1], 4)
+    test = by_name.get("test (labelled test file)")
+    if test:
+        extra |= {"test_map_at_3": round(test[1], 4), "test_map_at_3_low": round(test[2], 4),
+                  "test_map_at_3_high": round(test[3], 4)}
     return {"map_at_3": round(blend_row[1], 4), "map_at_3_low": round(blend_row[2], 4),
             "map_at_3_high": round(blend_row[3], 4), "validation_questions": blend_row[4],
+            **extra,
             "map_at_3_by_source": MetadataValue.json({r[0]: round(r[1], 4) for r in rows}),
             "table": MetadataValue.md("\n".join(table)),
             "gold_ranks": MetadataValue.json(ranks)}
@@ -473,18 +631,15 @@ def score_check(score: AssetsDefinition):
     return score_within_previous_interval
 
 
-def answering_assets(causal_lm_rankings: Sequence[str]) -> tuple[list[AssetsDefinition], list]:
-    """Every answering asset and check: logits of the lexical, similarity and multiple-choice
-    readers on the three rankings, of the causal LM on ``causal_lm_rankings``, and the blend,
-    submission and score over all of them."""
-    pairs = [(reader, ranking) for reader in READERS[:3] for ranking in RANKING_ASSETS]
-    pairs += [("causal_lm", ranking) for ranking in causal_lm_rankings]
-    unknown = set(causal_lm_rankings) - set(RANKING_ASSETS)
-    if unknown:
-        raise ValueError(f"unknown rankings {sorted(unknown)}; use {sorted(RANKING_ASSETS)}")
+def answering_assets() -> tuple[list[AssetsDefinition], list]:
+    """Every answering asset and check: the trained reader, the cheap readers' logits on the
+    three rankings, the cheap blend, the cascade with the heavy reader, the submission and the
+    score. The graph is the same in every environment; what runs is run configuration."""
+    pairs = [(reader, ranking) for reader in READERS for ranking in RANKING_ASSETS]
     logits_assets = [logits_asset(reader, ranking) for reader, ranking in pairs]
     sources = [logits.source_name(reader, ranking) for reader, ranking in pairs]
     blend_weights = blend_asset(sources, logits_assets)
-    score = score_asset(sources, blend_weights, logits_assets)
-    return ([trained_reader, *logits_assets, blend_weights, submission_asset(blend_weights),
-             score], [score_check(score)])
+    cascade_step = cascade_asset(blend_weights)
+    score = score_asset(sources, cascade_step, logits_assets)
+    return ([trained_reader, *logits_assets, blend_weights, cascade_step,
+             submission_asset(cascade_step), score], [score_check(score)])

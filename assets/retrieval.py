@@ -245,7 +245,14 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank_all: 
         def describe() -> dict[str, Any]:
             tokens = db.execute("SELECT round(avg(tokens), 1) FROM packed_contexts "
                                 "WHERE ranking = ?", [ranking]).fetchone()[0]
+            by_set = contexts.gold_in_context_by_set(db, ranking)
+            table = ["| role | question set | questions with a source passage | gold in "
+                     "context |", "|---|---|---|---|"] + [
+                f"| {role} | {source} | {n} | {share:.3f} |" for role, source, n, share in by_set]
             return {**contexts.retrieval_quality(db, ranking), **(metadata or {}),
+                    **{f"gold_in_context_{role}_{source}": round(share, 4)
+                       for role, source, _, share in by_set},
+                    "gold_in_context_by_role_and_set": MetadataValue.md("\n".join(table)),
                     "mean_context_tokens": tokens, "token_budget": budget.tokens,
                     "tokenizer": budget.tokenizer,
                     "preview": MetadataValue.md(markdown_preview(

@@ -3,8 +3,10 @@
 Prints, from the warehouse ``make run`` left:
 
 * seconds per question of each reader (lexical, similarity, the trained multiple-choice encoder,
-  the causal LM) on the first ``--questions`` validation questions with their semantic-ranking
-  contexts, timed here in one process, and each reader's MAP@3 on those questions;
+  and the heavy reader: Qwen2.5-Coder-1.5B through llama.cpp, and the same weights through
+  transformers with ``--transformers``) on the first ``--questions`` validation questions with
+  their semantic-ranking contexts, timed here in one process one after another (model loading
+  excluded and reported apart), and each reader's MAP@3 on those questions;
 * MAP@3 with its 95% bootstrap interval of every (reader, ranking) source and of the blend on
   all validation questions (the ``score`` asset's table);
 * the blend's MAP@3 split by whether the best ranking's packed context holds the gold passage:
@@ -25,42 +27,48 @@ from pipeline.embeddings import Embedder
 from pipeline.metrics import estimate
 from pipeline.models import resolve
 from pipeline.paths import work_dir
-from pipeline.readers.causal_lm import CausalLMReader
+from pipeline.readers import heavy
 from pipeline.readers.lexical import LexicalReader
 from pipeline.readers.multiple_choice import MultipleChoiceReader
 from pipeline.readers.similarity import SimilarityReader
 from resources import ReaderSettings
 
 
-def time_readers(db: duckdb.DuckDBPyConnection, count: int) -> None:
+def time_readers(db: duckdb.DuckDBPyConnection, count: int, transformers: bool) -> None:
     items = reading_list(db, "semantic", roles=("validation",))
     pairs = items.pairs()[:count]
     answers = [q.answer for q, _ in pairs]
     settings = ReaderSettings()
     trained = db.execute("SELECT path, max_length FROM trained_readers "
                          "ORDER BY trained_at DESC LIMIT 1").fetchone()
+
+    def letters(runtime: str):
+        reader = heavy.load(resolve(heavy.DEFAULT_MODEL), runtime)  # type: ignore[arg-type]
+        return lambda batch: np.stack([reader.score(q, c) for q, c in batch])
+
     readers = {
         "lexical": lambda: LexicalReader().score_many,
         "similarity": lambda: SimilarityReader(
             Embedder(resolve(settings.similarity_model))).score_many,
         "multiple_choice": lambda: MultipleChoiceReader(trained[0],
                                                         max_length=trained[1]).score_many,
-        "causal_lm": lambda: (lambda p: CausalLMReader(
-            resolve(settings.causal_lm_model),
-            max_context_tokens=settings.causal_lm_context_tokens,
-            permutations=settings.causal_lm_permutations).score_many(p).logits),
+        "heavy (llama.cpp)": lambda: letters("llama.cpp"),
+        **({"heavy (transformers)": lambda: letters("transformers")} if transformers else {}),
     }
-    print(f"readers on {len(pairs)} validation questions, semantic contexts (load excluded):")
-    print(f"{'reader':18}{'s/question':>12}{'MAP@3':>8}")
+    print(f"readers on {len(pairs)} validation questions, semantic contexts:")
+    print(f"{'reader':22}{'load s':>8}{'s/question':>12}{'MAP@3':>8}")
     for name, build in readers.items():
         if name == "multiple_choice" and trained is None:
-            print(f"{name:18}  (not trained: run make run first)")
+            print(f"{name:22}  (not trained: run make run first)")
             continue
+        started = time.perf_counter()
         score_many = build()
+        loaded = time.perf_counter() - started
         started = time.perf_counter()
         logits = np.asarray(score_many(pairs))
         seconds = (time.perf_counter() - started) / len(pairs)
-        print(f"{name:18}{seconds:12.3f}{average_precisions(logits, answers).mean():8.3f}")
+        print(f"{name:22}{loaded:8.1f}{seconds:12.3f}"
+              f"{average_precisions(logits, answers).mean():8.3f}")
 
 
 def scores(db: duckdb.DuckDBPyConnection) -> None:
@@ -99,11 +107,13 @@ def losses(db: duckdb.DuckDBPyConnection) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--warehouse", default=str(work_dir() / "warehouse.duckdb"))
-    parser.add_argument("--questions", type=int, default=50,
+    parser.add_argument("--questions", type=int, default=30,
                         help="validation questions each reader is timed on")
+    parser.add_argument("--transformers", action="store_true",
+                        help="also time the heavy reader through transformers (fp32, slow)")
     args = parser.parse_args()
     with duckdb.connect(args.warehouse, read_only=True) as db:
-        time_readers(db, args.questions)
+        time_readers(db, args.questions, args.transformers)
         scores(db)
         losses(db)
 

@@ -172,8 +172,9 @@ def blend_map_at_3(weights: Mapping[str, float], per_source_logits: Mapping[str,
 # Fitting blend weights.
 
 
-def _surrogate_weights(stack: np.ndarray, gold: np.ndarray) -> np.ndarray:
-    """Non-negative weights maximising the log-likelihood of softmax(sum_s w_s * stack[s])."""
+def _surrogate_weights(stack: np.ndarray, gold: np.ndarray, l2: float = 0.0) -> np.ndarray:
+    """Non-negative weights maximising the log-likelihood of softmax(sum_s w_s * stack[s]),
+    less ``l2`` times their squared norm."""
     sources, n, _ = stack.shape
     rows = np.arange(n)
 
@@ -181,9 +182,9 @@ def _surrogate_weights(stack: np.ndarray, gold: np.ndarray) -> np.ndarray:
         blended = np.tensordot(w, stack, axes=1)
         log_norm = logsumexp(blended, axis=1)
         probabilities = np.exp(blended - log_norm[:, None])
-        value = -(blended[rows, gold] - log_norm).mean()
+        value = -(blended[rows, gold] - log_norm).mean() + l2 * float(w @ w)
         expected = np.einsum("snk,nk->sn", stack, probabilities)
-        gradient = -(stack[:, rows, gold] - expected).mean(axis=1)
+        gradient = -(stack[:, rows, gold] - expected).mean(axis=1) + 2 * l2 * w
         return float(value), gradient
 
     result = minimize(loss, np.ones(sources), jac=True, method="L-BFGS-B",
@@ -342,6 +343,31 @@ def _classifier(params: Mapping[str, Any] | None, seed: int) -> HistGradientBoos
                                              **(params or {})})
 
 
+def _ranker_rows(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[str],
+                 extra: Mapping[str, np.ndarray] | None, normalisation: Normalisation
+                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Option rows, their feature names and 0/1 targets ("this option is the answer")."""
+    gold = answer_indices(answers)
+    features, names = option_features(per_source_logits, extra, normalisation)
+    n = len(features) // OPTIONS
+    if len(gold) != n:
+        raise ValueError(f"{n} questions but {len(gold)} answers")
+    target = np.zeros((n, OPTIONS), dtype=np.int64)
+    target[np.arange(n), gold] = 1
+    return features, names, target.reshape(-1)
+
+
+def train_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[str],
+                 extra: Mapping[str, np.ndarray] | None = None, *, seed: int = 0,
+                 normalisation: Normalisation = "zscore",
+                 params: Mapping[str, Any] | None = None) -> LearnedRanker:
+    """The learned ranker fitted on every one of these *training* questions."""
+    features, names, target = _ranker_rows(per_source_logits, answers, extra, normalisation)
+    return LearnedRanker(_classifier(params, seed).fit(features, target),
+                         tuple(per_source_logits), tuple(extra or {}), normalisation,
+                         tuple(names))
+
+
 def fit_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[str],
                extra: Mapping[str, np.ndarray] | None = None, *, folds: int = 5, seed: int = 0,
                normalisation: Normalisation = "softmax",
@@ -354,15 +380,10 @@ def fit_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[st
     :meth:`LearnedRanker.score`, never these.
     """
     gold = answer_indices(answers)
-    features, names = option_features(per_source_logits, extra, normalisation)
-    n = len(features) // OPTIONS
-    if len(gold) != n:
-        raise ValueError(f"{n} questions but {len(gold)} answers")
+    features, _, target = _ranker_rows(per_source_logits, answers, extra, normalisation)
+    n = len(gold)
     if not 2 <= folds <= n:
         raise ValueError(f"need 2 <= folds <= questions ({n}), not {folds}")
-    target = np.zeros((n, OPTIONS), dtype=np.int64)
-    target[np.arange(n), gold] = 1
-    target = target.reshape(-1)
     groups = np.repeat(np.arange(n), OPTIONS)
 
     oof = np.zeros(n * OPTIONS, dtype=np.float64)
@@ -374,72 +395,158 @@ def fit_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[st
         fold_of[groups[held_rows]] = k
     oof_scores = oof.reshape(n, OPTIONS)
 
-    final = _classifier(params, seed).fit(features, target)
-    model = LearnedRanker(final, tuple(per_source_logits), tuple(extra or {}), normalisation,
-                          tuple(names))
+    model = train_ranker(per_source_logits, answers, extra, seed=seed,
+                         normalisation=normalisation, params=params)
     return RankerFit(model, oof_scores, float(average_precisions(oof_scores, gold).mean()),
                      fold_of)
 
 
 # ----------------------------------------------------------------------------------------------
-# Choosing the blend.
+# Choosing the blend: cross-validation on the blend questions, never validation.
+
+METHODS = ("logit", "weights", "ranker", "equal")
+MIN_RANKER_QUESTIONS = 40
+# The conditional-logit blend's L2 penalty on its weights (per question, on z-scored sources):
+# enough to keep a dozen correlated sources from trading large opposite weights on 150
+# questions, too little to matter where a source is clearly useful.
+LOGIT_L2 = 0.01
+
+
+def fit_logit(stack: np.ndarray, gold: np.ndarray, l2: float = LOGIT_L2) -> np.ndarray:
+    """Non-negative weights of a conditional logit: ``P(k) = softmax_k(sum_s w_s stack[s, :, k])``
+    fitted by penalised maximum likelihood (``stack`` is ``(sources, n, 5)``).
+
+    The weights' scale is the blend's temperature, so the probabilities come out calibrated on
+    the questions it was fitted on; that is what the cascade's confidence needs.
+    """
+    return _surrogate_weights(stack, gold, l2=l2)
 
 
 @dataclass
-class BlendChoice:
-    """The blend a run uses, and how every candidate scored on the validation questions.
+class FittedBlend:
+    """One fitted blend: weights over normalised sources, or the learned ranker.
 
-    ``method`` is ``"weights"`` or ``"equal"`` (``weights`` applies: fitted, or equal) or
-    ``"ranker"`` (``ranker`` scores);
-    ``validation_map`` gives each candidate's validation MAP@3 (``equal`` for reference), and
-    ``fit_map`` the fitted weights' MAP@3 and the ranker's out-of-fold MAP@3 on the questions
-    they were fitted on.
+    ``temperature`` calibrates :meth:`log_probabilities` (fitted on out-of-fold scores).
     """
 
     method: str
     weights: dict[str, float]
-    ranker: LearnedRanker | None
-    validation_map: dict[str, float]
-    fit_map: dict[str, float]
+    ranker: LearnedRanker | None = None
+    normalisation: Normalisation = "zscore"
+    temperature: float = 1.0
 
-    def scores(self, per_source_logits: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The chosen blend's ``(n, 5)`` scores for new questions."""
-        if self.method == "ranker" and self.ranker is not None:
-            return self.ranker.score(per_source_logits)
-        return apply(self.weights, per_source_logits)
+    def scores(self, per_source_logits: Mapping[str, np.ndarray],
+               extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """``(n, 5)`` scores of new questions, higher is better (log-odds for the ranker)."""
+        if self.ranker is not None:
+            p = np.clip(self.ranker.score(per_source_logits, extra), 1e-9, 1 - 1e-9)
+            return np.log(p / (1 - p))
+        return apply(self.weights, per_source_logits, self.normalisation)
+
+    def log_probabilities(self, per_source_logits: Mapping[str, np.ndarray],
+                          extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Calibrated log-probabilities of the five options."""
+        return calibrated(self.scores(per_source_logits, extra), self.temperature)
+
+
+def calibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
+    """``log softmax(scores / temperature)`` per question."""
+    scaled = _logits(scores, "scores") / temperature
+    return scaled - logsumexp(scaled, axis=1, keepdims=True)
+
+
+def fit_temperature(scores: np.ndarray, answers: Sequence[str]) -> float:
+    """The temperature that makes ``softmax(scores / T)`` most likely on these questions."""
+    array, gold = _logits(scores, "scores"), answer_indices(answers)
+    if not len(gold):
+        return 1.0
+
+    def nll(log_t: float) -> float:
+        return float(-calibrated(array, float(np.exp(log_t)))[np.arange(len(gold)), gold].mean())
+
+    result = minimize(lambda x: nll(x[0]), np.zeros(1), method="L-BFGS-B",
+                      bounds=[(-6.0, 6.0)])
+    return float(np.exp(result.x[0]))
+
+
+def fit_method(method: str, per_source_logits: Mapping[str, np.ndarray],
+               answers: Sequence[str], extra: Mapping[str, np.ndarray] | None = None, *,
+               seed: int = 0, normalisation: Normalisation = "zscore") -> FittedBlend:
+    """Fit one blend ``method`` on these *training* questions (see :data:`METHODS`)."""
+    arrays = _check_sources(per_source_logits)
+    if method == "equal":
+        return FittedBlend(method, equal_weights(arrays), normalisation=normalisation)
+    if method == "logit":
+        names = list(arrays)
+        stack = np.stack([normalise(arrays[name], normalisation) for name in names])
+        w = fit_logit(stack, answer_indices(answers))
+        return FittedBlend(method, {n: float(x) for n, x in zip(names, w, strict=True)},
+                           normalisation=normalisation)
+    if method == "weights":
+        return FittedBlend(method, fit_weights(arrays, answers, normalisation=normalisation,
+                                               seed=seed), normalisation=normalisation)
+    if method == "ranker":
+        ranker = train_ranker(arrays, answers, extra, seed=seed, normalisation=normalisation)
+        return FittedBlend(method, {}, ranker, normalisation)
+    raise ValueError(f"unknown blend method {method!r}: use one of {METHODS}")
+
+
+@dataclass
+class BlendChoice:
+    """The blend a run uses, chosen by cross-validation on the blend (fit) questions alone.
+
+    ``cv_map`` gives each candidate method's out-of-fold MAP@3 on the fit questions (the
+    numbers the choice was made on); ``fitted`` is the chosen method refitted on every fit
+    question; ``oof_log_probabilities`` are the chosen method's calibrated out-of-fold
+    log-probabilities of the fit questions (what the cascade's rule is fitted on: a question's
+    own answer never shaped its score).
+    """
+
+    method: str
+    fitted: FittedBlend
+    cv_map: dict[str, float]
+    oof_log_probabilities: np.ndarray
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return self.fitted.weights
 
 
 def choose_blend(fit_logits: Mapping[str, np.ndarray], fit_answers: Sequence[str],
-                 validation_logits: Mapping[str, np.ndarray], validation_answers: Sequence[str],
-                 *, folds: int = 5, seed: int = 0, min_ranker_questions: int = 20
-                 ) -> BlendChoice:
-    """Fit weights and the learned ranker on the fit questions; keep the best on validation.
+                 fit_extra: Mapping[str, np.ndarray] | None = None, *, folds: int = 5,
+                 seed: int = 0, methods: Sequence[str] = METHODS) -> BlendChoice:
+    """Pick the blend method with the best out-of-fold MAP@3 on the fit questions; refit it.
 
-    The candidates are the fitted weights, the learned ranker and the equal-weight blend (the
-    baseline a fit must beat: when the fit questions differ from the validation ones, a fit can
-    do worse than no fit). The one with the best validation MAP@3 is kept, ties going to the
-    earlier of weights, ranker, equal; choosing among three is the only thing validation
-    decides, and every candidate's validation MAP@3 is reported so the choice can be judged.
-    The fit questions must be neither the validation questions nor any reader's training
-    questions. With fewer than ``min_ranker_questions`` fit questions the ranker is not tried
-    (its folds would be too small to mean anything); with none, the blend is the equal one.
+    Each method is fitted ``folds`` times, each time on all fit questions but one fold, and
+    scores the fold it did not see; the best out-of-fold MAP@3 wins, ties going to the earlier
+    method of ``methods`` (simpler first after the logit). The ranker is left out below
+    :data:`MIN_RANKER_QUESTIONS` questions. Validation questions are not an argument: they can
+    only measure the choice, never make it. With no fit questions the blend is the equal one.
     """
-    equal = equal_weights(validation_logits)
-    validation_map = {"equal": blend_map_at_3(equal, validation_logits, validation_answers)}
-    if not len(fit_answers):
-        return BlendChoice("weights", equal, None, validation_map, {})
-    weights = fit_weights(fit_logits, fit_answers, seed=seed)
-    validation_map["weights"] = blend_map_at_3(weights, validation_logits, validation_answers)
-    fit_map = {"weights": blend_map_at_3(weights, fit_logits, fit_answers)}
-    ranker = None
-    if len(fit_answers) >= max(min_ranker_questions, folds):
-        fitted = fit_ranker(fit_logits, fit_answers, folds=folds, seed=seed)
-        ranker = fitted.model
-        fit_map["ranker_out_of_fold"] = fitted.oof_map_at_3
-        validation_map["ranker"] = float(average_precisions(
-            ranker.score(validation_logits), validation_answers).mean())
-    method = max(("weights", "ranker", "equal"),
-                 key=lambda m: validation_map.get(m, -1.0) - 1e-9 * ("weights", "ranker",
-                                                                      "equal").index(m))
-    return BlendChoice(method, equal if method == "equal" else weights, ranker, validation_map,
-                       fit_map)
+    arrays = _check_sources(fit_logits)
+    n = len(fit_answers)
+    if n < max(folds, 2):
+        equal = FittedBlend("equal", equal_weights(arrays))
+        return BlendChoice("equal", equal, {}, np.zeros((0, OPTIONS)))
+    gold = answer_indices(fit_answers)
+    tried = [m for m in methods if m != "ranker" or n >= MIN_RANKER_QUESTIONS]
+    order = np.random.default_rng(seed).permutation(n)
+    fold_of = np.empty(n, dtype=np.int64)
+    fold_of[order] = np.arange(n) % folds
+    oof = {m: np.zeros((n, OPTIONS)) for m in tried}
+    answers = list(fit_answers)
+    for k in range(folds):
+        train, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)
+        part = {name: array[train] for name, array in arrays.items()}
+        part_extra = {name: array[train] for name, array in (fit_extra or {}).items()}
+        held_sources = {name: array[held] for name, array in arrays.items()}
+        held_extra = {name: array[held] for name, array in (fit_extra or {}).items()}
+        for method in tried:
+            model = fit_method(method, part, [answers[i] for i in train], part_extra or None,
+                               seed=seed)
+            oof[method][held] = model.scores(held_sources, held_extra or None)
+    cv_map = {m: float(average_precisions(oof[m], gold).mean()) for m in tried}
+    method = max(tried, key=lambda m: cv_map[m] - 1e-9 * tried.index(m))
+    fitted = fit_method(method, arrays, answers, fit_extra, seed=seed)
+    fitted.temperature = fit_temperature(oof[method], answers)
+    return BlendChoice(method, fitted, cv_map, calibrated(oof[method], fitted.temperature))

@@ -112,3 +112,21 @@ def gold_in_candidates(db: duckdb.DuckDBPyConnection) -> tuple[float | None, int
         FROM questions q WHERE q.role = 'validation' AND q.gold_title IS NOT NULL
         """).fetchone()
     return share, questions
+
+
+def gold_in_context_by_set(db: duckdb.DuckDBPyConnection, ranking: str
+                           ) -> list[tuple[str, str, int, float]]:
+    """Per role and question set, among the questions whose set records its source passage:
+    how many there are and the share whose packed context under ``ranking`` holds it.
+
+    This is what tells whether a role's questions can be answered from their contexts at all:
+    a reader trained, or a blend fitted, on questions whose contexts miss their source learns
+    noise.
+    """
+    return db.execute("""
+        SELECT q.role, q.source, count(*),
+               avg(CASE WHEN list_contains(c.titles, q.gold_title) THEN 1.0 ELSE 0.0 END)
+        FROM questions q
+        JOIN packed_contexts c ON c.role = q.role AND c.question_id = q.id AND c.ranking = ?
+        WHERE q.gold_title IS NOT NULL
+        GROUP BY q.role, q.source ORDER BY q.role, q.source""", [ranking]).fetchall()

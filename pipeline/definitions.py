@@ -54,14 +54,7 @@ corpus_job = define_asset_job(
     description="Dump shards into the DuckDB article and chunk tables, reading only what changed.",
 )
 
-def causal_lm_rankings() -> list[str]:
-    """The rankings the causal-LM reader scores: ``CAUSAL_LM_RANKINGS`` (comma-separated, e.g.
-    ``semantic`` or ``es,edit_distance,semantic``); none by default, since on a CPU it costs
-    about 1.8 s a question (see the README)."""
-    return [r.strip() for r in os.environ.get("CAUSAL_LM_RANKINGS", "").split(",") if r.strip()]
-
-
-answering, answering_checks = answering_assets(causal_lm_rankings())
+answering, answering_checks = answering_assets()
 
 answer_job = define_asset_job(
     "answer_job",

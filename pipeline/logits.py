@@ -91,3 +91,38 @@ def read_role(db: duckdb.DuckDBPyConnection, role: str, sources: Sequence[str]
                               f"(e.g. {missing[:3]}); materialise its logits asset again")
         arrays[source] = array
     return LabelledLogits(ids, [q[1] for q in questions], arrays)
+
+
+def signal_name(reader: str, signal: str) -> str:
+    """How a reader's per-option signal is stored beside its logits (``lexical.coverage``)."""
+    return f"{reader}.{signal}"
+
+
+def signal_sources(db: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every stored per-option signal, as ``reader.signal@ranking`` source names."""
+    db.execute(DDL)
+    rows = db.execute("SELECT DISTINCT reader, ranking FROM reader_logits "
+                      "WHERE contains(reader, '.') ORDER BY reader, ranking").fetchall()
+    return [source_name(reader, ranking) for reader, ranking in rows]
+
+
+def retrieval_features(db: duckdb.DuckDBPyConnection, role: str,
+                       question_ids: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per ranking, the best passage's score and its lead over the second, as ``(n, 5)`` arrays
+    (the same value for the five options): how sure retrieval was that the context is right,
+    which tells a learned ranker how far to trust the readers of that context."""
+    rows = db.execute("""
+        SELECT ranking, question_id,
+               max(score) FILTER (WHERE rank = 0), max(score) FILTER (WHERE rank = 1)
+        FROM context_rankings WHERE role = ? GROUP BY ranking, question_id""",
+                      [role]).fetchall()
+    position = {qid: i for i, qid in enumerate(question_ids)}
+    features: dict[str, np.ndarray] = {}
+    for ranking, qid, first, second in rows:
+        if qid not in position:
+            continue
+        top = features.setdefault(f"retrieval.top@{ranking}", np.zeros((len(position), 5)))
+        gap = features.setdefault(f"retrieval.gap@{ranking}", np.zeros((len(position), 5)))
+        top[position[qid]] = first or 0.0
+        gap[position[qid]] = (first or 0.0) - (second if second is not None else first or 0.0)
+    return dict(sorted(features.items()))

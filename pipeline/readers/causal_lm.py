@@ -66,6 +66,22 @@ class CausalLMScores:
     seconds_per_question: float
 
 
+def question_block(prompt: str, context: str) -> str:
+    """The first part of the user turn: the context, then the question."""
+    return f"Context:\n{context.strip()}\n\nQuestion: {prompt.strip()}\n"
+
+
+def options_block(options: Sequence[str]) -> str:
+    """The options, one per line, labelled A to E."""
+    return "".join(f"{letter}. {option.strip()}\n"
+                   for letter, option in zip(LETTERS, options, strict=True))
+
+
+def user_message(prompt: str, options: Sequence[str], context: str) -> str:
+    """The user turn of the letter prompt, the same for every runtime."""
+    return question_block(prompt, context) + options_block(options)
+
+
 def rotation(options: Sequence[str], shift: int) -> list[str]:
     """The options rotated left by ``shift``: slot ``i`` shows original option ``(i+shift)%5``."""
     return [options[(i + shift) % N_OPTIONS] for i in range(N_OPTIONS)]
@@ -148,17 +164,17 @@ class CausalLMReader:
                 tail = rest + "Answer:"
         else:
             head, tail = f"{SYSTEM}\n\n", "\nAnswer:"
-        prefix = (self._ids(head + "Context:\n") + self.truncate_context(context)
-                  + self._ids(f"\n\nQuestion: {prompt.strip()}\n"))
+        context_ids = self.truncate_context(context)
+        block = question_block(prompt, "\x00")
+        before, _, after = block.partition("\x00")
+        prefix = self._ids(head + before) + context_ids + self._ids(after)
         bos = self.tokenizer.bos_token_id
         if not self.chat and bos is not None and getattr(self.tokenizer, "add_bos_token", False):
             prefix = [bos, *prefix]
         suffixes = []
         for shift in range(self.permutations):
-            listed = "".join(f"{letter}. {option.strip()}\n"
-                             for letter, option in zip(LETTERS, rotation(options, shift),
-                                                       strict=True))
-            suffixes.append(self._ids(listed) + self._ids(tail))
+            suffixes.append(self._ids(options_block(rotation(options, shift)))
+                            + self._ids(tail))
         return prefix, suffixes
 
     def score(self, question: Question | str, context: str,

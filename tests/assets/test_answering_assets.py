@@ -9,7 +9,12 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, Definitions, RunConfig, materialize
 
-from assets.answering import SubmissionConfig, TrainReaderConfig, answering_assets
+from assets.answering import (
+    CascadeConfig,
+    SubmissionConfig,
+    TrainReaderConfig,
+    answering_assets,
+)
 from assets.corpus import ChunkConfig, DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.lineage import lineage
 from assets.questions import QuestionsConfig, questions
@@ -32,11 +37,13 @@ from resources import (
 from tests.conftest import FIXTURES
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-ANSWERING, ANSWERING_CHECKS = answering_assets(["semantic"])
+ANSWERING, ANSWERING_CHECKS = answering_assets()
 ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
           candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic, *ANSWERING]
 SOURCES = {f"{reader}@{ranking}" for reader in ("lexical", "similarity", "multiple_choice")
-           for ranking in ("es", "edit_distance", "semantic")} | {"causal_lm@semantic"}
+           for ranking in ("es", "edit_distance", "semantic")}
+SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the heavy reader of the tests: small and real
+VALIDATION = FIXTURES / "answering" / "validation.csv"
 UPSTREAM_OF_CHUNKS = {"dump_files", "wiki_articles", "questions"}
 
 
@@ -56,10 +63,10 @@ class Pipeline:
                 "models": ModelStore(store=str(self.root / "models")),
                 "context_budget": ContextBudget(tokens=128),
                 "embedders": SentenceEmbedders(option_model=MINILM),
-                "readers": ReaderSettings(causal_lm_permutations=2,
-                                          causal_lm_context_tokens=96)}
+                "readers": ReaderSettings()}
 
-    def run(self, max_chars: int = 512) -> dict[str, dict[str, Any]]:
+    def run(self, max_chars: int = 512, validation: Path | None = None
+            ) -> dict[str, dict[str, Any]]:
         result = materialize(
             [*ASSETS, *ANSWERING_CHECKS], instance=self.instance, resources=self.resources(),
             run_config=RunConfig({
@@ -67,11 +74,12 @@ class Pipeline:
                 "wiki_chunks": ChunkConfig(max_chars=max_chars),
                 "questions": QuestionsConfig(
                     test_path=str(FIXTURES / "retrieval" / "test.csv"),
-                    validation_path=str(FIXTURES / "answering" / "validation.csv"),
+                    validation_path=str(validation or VALIDATION),
                     validation_split=False,
                     train_paths=[str(FIXTURES / "answering" / "pool.csv")],
                     blend_size=14, train_size=None),
                 "trained_reader": TrainReaderConfig(max_steps=3, batch_size=4, max_length=128),
+                "cascade": CascadeConfig(model=SMOLLM, share=0.5, context_tokens=64),
                 "submission": SubmissionConfig(path=str(self.submission))}))
         self.checks = result.get_asset_check_evaluations()
         return {asset.key.path[-1]: {
@@ -108,6 +116,7 @@ def test_training_pool_is_cleaned_and_kept_apart(pipeline: Pipeline) -> None:
 
 def test_every_source_scores_every_scored_question(pipeline: Pipeline) -> None:
     rows = pipeline.query("SELECT reader || '@' || ranking, role, count(*) FROM reader_logits "
+                          "WHERE reader <> 'causal_lm' AND NOT contains(reader, '.') "
                           "GROUP BY ALL")
     counts = {(source, role): n for source, role, n in rows}
     assert {source for source, _ in counts} == SOURCES
@@ -116,9 +125,39 @@ def test_every_source_scores_every_scored_question(pipeline: Pipeline) -> None:
         assert counts[(source, "validation")] == 5
         assert counts[(source, "blend")] == 14
         assert (source, "train") not in counts, "train questions are never scored"
+    signals = pipeline.query("SELECT DISTINCT reader FROM reader_logits "
+                             "WHERE contains(reader, '.') ORDER BY reader")
+    assert [r[0] for r in signals] == ["lexical.bm25", "lexical.coverage", "lexical.edit",
+                                       "lexical.length"]
     trained = pipeline.first["trained_reader"]
     assert trained["steps"] == 3 and trained["train_questions"] == 22
     assert len(trained["loss_curve"]) == 3
+    assert "blend MAP@3" in trained["learning_curve"]
+
+
+def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exactly_those(
+        pipeline: Pipeline) -> None:
+    escalated = dict(pipeline.query("SELECT role, count(*) FILTER (WHERE escalated) "
+                                    "FROM answer_scores GROUP BY role"))
+    # share 0.5: floor(0.5 * n) of each role
+    assert escalated == {"test": 1, "validation": 2, "blend": 7}
+    read = dict(pipeline.query("SELECT role, count(*) FROM reader_logits "
+                               "WHERE reader = 'causal_lm' GROUP BY role"))
+    assert read == escalated
+    cached = pipeline.query("SELECT count(*) FROM reading_cache")[0][0]
+    assert cached == sum(escalated.values())
+    # The escalated are the least sure under the cheap blend (its top-two margin or the
+    # measure the rule chose): no non-escalated question of a role is less sure than one that was.
+    meta = pipeline.first["cascade"]
+    assert meta["heavy_read"] == 10 and meta["heavy_reused"] == 0
+    assert meta["rule_measure"] in {"margin", "entropy", "top"}
+    from pipeline import answer_scores, cascade
+    with duckdb.connect(str(pipeline.database), read_only=True) as db:
+        for role in ("test", "validation", "blend"):
+            ids, cheap, _ = answer_scores.read_scores(db, "blended_scores", role)
+            _, _, flags = answer_scores.read_scores(db, "answer_scores", role)
+            doubt = cascade.uncertainty(cheap, meta["rule_measure"])
+            assert doubt[flags].min() >= doubt[~flags].max()
 
 
 def test_submission_has_three_distinct_letters_per_test_question(pipeline: Pipeline) -> None:
@@ -135,16 +174,45 @@ def test_score_reports_the_blend_and_every_source_with_intervals(pipeline: Pipel
     score = pipeline.first["score"]
     assert score["validation_questions"] == 5
     assert 0 <= score["map_at_3_low"] <= score["map_at_3"] <= score["map_at_3_high"] <= 1
-    assert set(score["map_at_3_by_source"]) == SOURCES | {"blend"}
+    assert set(score["map_at_3_by_source"]) == SOURCES | {
+        "blend", "cheap_blend", "causal_lm (escalated only)", "cheap_blend (same questions)"}
     assert set(score["gold_ranks"]) == {r[0] for r in pipeline.query(
         "SELECT id FROM questions WHERE role = 'validation'")}
     # The validation questions were written from passages of the tiny corpus; the lexical
     # reader on the semantic contexts beats the 0.37 that a random order scores on average.
     assert score["map_at_3_by_source"]["lexical@semantic"] >= 0.5
     blend = pipeline.first["blend_weights"]
-    assert blend["method"] in ("weights", "ranker", "equal")
-    assert {"validation_map_at_3_equal", "validation_map_at_3_weights"} <= set(blend)
+    cv = {k[len("cv_map_at_3_"):]: v for k, v in blend.items() if k.startswith("cv_map_at_3_")}
+    assert cv[blend["method"]] == max(cv.values())
     assert all(check.passed for check in pipeline.first_checks)
+
+
+def test_validation_answers_cannot_change_the_blend_only_its_measured_score(
+        pipeline: Pipeline, tmp_path: Path) -> None:
+    """The blend is chosen and fitted on the blend questions: relabelling every validation
+    question moves the validation MAP@3 it reports, never the method or the weights."""
+    before = pipeline.query("SELECT source, weight, method FROM blend_weights ORDER BY source")
+    measured = {k: v for k, v in pipeline.first["blend_weights"].items()
+                if k.startswith("validation_map_at_3_")}
+    relabelled = tmp_path / "validation.csv"
+    with open(VALIDATION, newline="") as source, open(relabelled, "w", newline="") as out:
+        rows = list(csv.DictReader(source))
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for row in rows:  # every answer moved to the next letter: all of them now wrong
+            row["answer"] = "ABCDE"["ABCDE".index(row["answer"]) - 4]
+            writer.writerow(row)
+    try:
+        changed = pipeline.run(validation=relabelled)
+        after = pipeline.query("SELECT source, weight, method FROM blend_weights "
+                               "ORDER BY source")
+        assert changed["blend_weights"]["up_to_date"] is False  # it did run again
+        assert after == before
+        moved = {k: v for k, v in changed["blend_weights"].items()
+                 if k.startswith("validation_map_at_3_")}
+        assert set(moved) == set(measured) and moved != measured
+    finally:
+        pipeline.run()  # back to the fixture's answers for the tests that follow
 
 
 def test_rerun_does_nothing_then_a_chunk_size_change_is_traced_by_lineage(

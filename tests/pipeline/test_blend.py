@@ -10,9 +10,11 @@ from pipeline.blend import (
     apply,
     average_precisions,
     blend_map_at_3,
+    calibrated,
     choose_blend,
     equal_weights,
     fit_ranker,
+    fit_temperature,
     fit_weights,
     normalise,
     option_features,
@@ -171,38 +173,40 @@ def test_out_of_fold_scores_never_see_their_own_answers() -> None:
     assert in_sample > fit.oof_map_at_3 + 0.2
 
 
-def test_choose_blend_fits_on_the_fit_questions_and_keeps_the_better_on_validation() -> None:
-    fit_answers, fit_signal, fit_noise = synthetic(300, 2.0, seed=11)
-    valid_answers, valid_signal, valid_noise = synthetic(300, 2.0, seed=12)
-    choice = choose_blend({"signal": fit_signal, "noise": fit_noise}, fit_answers,
-                          {"signal": valid_signal, "noise": valid_noise}, valid_answers)
-    assert choice.weights["signal"] > choice.weights["noise"]
-    assert set(choice.validation_map) == {"equal", "weights", "ranker"}
-    assert "ranker_out_of_fold" in choice.fit_map
-    kept = choice.method
-    assert choice.validation_map[kept] == max(choice.validation_map.values())
-    scored = average_precisions(choice.scores({"signal": valid_signal, "noise": valid_noise}),
-                                valid_answers).mean()
-    assert scored == pytest.approx(choice.validation_map[kept])
-    assert kept != "equal" and choice.validation_map[kept] > choice.validation_map["equal"]
-    assert choice.validation_map["equal"] > CHANCE_MAP3
+def test_choose_blend_picks_by_out_of_fold_map_on_the_fit_questions() -> None:
+    answers, signal, noise = synthetic(300, 2.0, seed=11)
+    with threadpool_limits(1):
+        choice = choose_blend({"signal": signal, "noise": noise}, answers, folds=5, seed=0)
+    assert set(choice.cv_map) == {"logit", "weights", "ranker", "equal"}
+    assert choice.cv_map[choice.method] == max(choice.cv_map.values())
+    assert choice.method != "equal" and choice.cv_map[choice.method] > choice.cv_map["equal"]
+    if choice.method != "ranker":
+        assert choice.weights["signal"] > choice.weights["noise"]
+    # Out-of-fold log-probabilities: one row per fit question, calibrated (rows sum to 1).
+    assert choice.oof_log_probabilities.shape == (300, 5)
+    np.testing.assert_allclose(np.exp(choice.oof_log_probabilities).sum(axis=1), 1.0)
+    assert average_precisions(choice.oof_log_probabilities, answers).mean() == pytest.approx(
+        choice.cv_map[choice.method])
+    # New questions from the same distribution score like the out-of-fold estimate.
+    new_answers, new_signal, new_noise = synthetic(300, 2.0, seed=12)
+    scored = average_precisions(choice.fitted.scores({"signal": new_signal, "noise": new_noise}),
+                                new_answers).mean()
+    assert scored > CHANCE_MAP3 + 0.3
 
 
-def test_choose_blend_keeps_the_equal_blend_when_the_fit_does_worse_on_validation() -> None:
-    # On the fit questions only "a" tells the answer; on validation only "b" does.
-    fit_answers, fit_a, fit_b = synthetic(200, 3.0, seed=21)
-    valid_answers, valid_b, valid_a = synthetic(200, 3.0, seed=22)
-    choice = choose_blend({"a": fit_a, "b": fit_b}, fit_answers,
-                          {"a": valid_a, "b": valid_b}, valid_answers)
-    assert choice.method == "equal" and choice.weights == {"a": 0.5, "b": 0.5}
-    assert choice.validation_map["equal"] > choice.validation_map["weights"]
+def test_the_calibrated_temperature_matches_the_confidence_to_the_hit_rate() -> None:
+    answers, signal, _ = synthetic(2000, 1.5, seed=5)
+    temperature = fit_temperature(signal * 10.0, answers)  # far too confident as given
+    assert temperature > 5.0
+    probabilities = np.exp(calibrated(signal * 10.0, temperature))
+    top = probabilities.max(axis=1)
+    hits = probabilities.argmax(axis=1) == [LETTERS.index(x) for x in answers]
+    assert abs(top.mean() - hits.mean()) < 0.03
 
 
-def test_choose_blend_without_fit_questions_is_the_equal_blend() -> None:
-    answers, signal, noise = synthetic(50, 2.0, seed=13)
+def test_choose_blend_without_enough_fit_questions_is_the_equal_blend() -> None:
     empty = np.zeros((0, 5))
-    choice = choose_blend({"signal": empty, "noise": empty}, [],
-                          {"signal": signal, "noise": noise}, answers)
-    assert choice.method == "weights" and choice.ranker is None
+    choice = choose_blend({"signal": empty, "noise": empty}, [])
+    assert choice.method == "equal" and choice.fitted.ranker is None
     assert choice.weights == {"signal": 0.5, "noise": 0.5}
-    assert set(choice.validation_map) == {"equal"}
+    assert choice.cv_map == {}

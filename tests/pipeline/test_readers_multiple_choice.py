@@ -1,58 +1,31 @@
 """The multiple-choice reader trains on the bundled MiniLM, saves, reloads and ranks answers.
 
-Eight hand-written questions whose context states the answer: a dozen steps on them must lower
-the loss and teach the model to put the stated option first on most of them (the untrained head
-ranked 0 of 8 first when this was written; 12 steps at lr 3e-4 gave 8 of 8, loss 1.6 -> 0.9).
+Thirty-two hand-written questions whose one-sentence context states the answer: trained on 24,
+the reader must answer more of the 8 it never saw (when this was written: 1 of 8 with the fresh
+head, 6 of 8 after four epochs; with both learning rates at 0 the test fails).
 """
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from pipeline.questions import LETTERS, Question
-from pipeline.readers.multiple_choice import MultipleChoiceReader, encode, train
+from pipeline.readers.multiple_choice import (
+    MultipleChoiceReader,
+    encode,
+    load_scorer,
+    score_examples,
+    train,
+)
+from tests.conftest import FIXTURES
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
-
-FACTS = [
-    ("Which planet is known as the Red Planet?", "Mars",
-     ("Venus", "Mars", "Jupiter", "Saturn", "Mercury"),
-     "Mars is often called the Red Planet because iron oxide on its surface looks reddish."),
-    ("What gas do plants release during photosynthesis?", "Oxygen",
-     ("Nitrogen", "Helium", "Carbon monoxide", "Oxygen", "Argon"),
-     "During photosynthesis plants split water and release oxygen into the air."),
-    ("What is the chemical symbol of gold?", "Au",
-     ("Au", "Ag", "Gd", "Go", "Fe"),
-     "Gold is a chemical element with the symbol Au, from the Latin word aurum."),
-    ("Which organelle produces most of a cell's ATP?", "Mitochondrion",
-     ("Ribosome", "Golgi apparatus", "Lysosome", "Nucleus", "Mitochondrion"),
-     "The mitochondrion is the organelle that produces most of the ATP of a cell."),
-    ("What particle carries a negative electric charge?", "Electron",
-     ("Proton", "Electron", "Neutron", "Photon", "Gluon"),
-     "The electron is a subatomic particle that carries a negative electric charge."),
-    ("Which scientist proposed the theory of general relativity?", "Albert Einstein",
-     ("Isaac Newton", "Niels Bohr", "Albert Einstein", "Marie Curie", "Max Planck"),
-     "Albert Einstein published the theory of general relativity in 1915."),
-    ("What is the hardest natural mineral?", "Diamond",
-     ("Quartz", "Topaz", "Corundum", "Diamond", "Talc"),
-     "Diamond is the hardest natural mineral and scores 10 on the Mohs scale."),
-    ("Which blood cells fight infections?", "White blood cells",
-     ("Red blood cells", "Platelets", "Plasma cells", "Stem cells", "White blood cells"),
-     "White blood cells fight infections by attacking bacteria and viruses in the body."),
-]
-
-
-def _examples() -> list[tuple[Question, str]]:
-    examples = []
-    for row, (prompt, answer, options, context) in enumerate(FACTS):
-        letter = LETTERS[options.index(answer)]
-        examples.append((Question(f"q{row}", prompt, options, letter, "handmade", row), context))
-    return examples
-
+FACTS_FILE = FIXTURES / "reader" / "facts.csv"
 
 @pytest.fixture(scope="module")
 def minilm_dir() -> Path:
@@ -65,36 +38,65 @@ def minilm_dir() -> Path:
         pytest.skip(f"MiniLM is not installed: {exc.reason if hasattr(exc, 'reason') else exc}")
 
 
-def test_truncation_keeps_question_and_option(minilm_dir: Path) -> None:
+def test_every_option_is_whole_and_all_five_read_the_same_context(minilm_dir: Path) -> None:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(minilm_dir)
-    question, _ = _examples()[0]
+    question = Question("q", "Which planet is known as the Red Planet?",
+                        ("Mars", "Venus, the second planet from the Sun and the brightest",
+                         "Jupiter", "Saturn", "Mercury"), "A", "handmade", 0)
     batch = encode(tokenizer, [(question, "filler words " * 200)], max_length=40)
     assert tuple(batch["input_ids"].shape) == (1, 5, 40)
-    text = tokenizer.decode(batch["input_ids"][0, 1])
-    assert "red planet" in text and "mars" in text.split("[SEP]")[-2]
+    ids, types, mask = (batch[k][0] for k in ("input_ids", "token_type_ids", "attention_mask"))
+    contexts = []
+    for k, option in enumerate(question.options):
+        first = tokenizer.decode(ids[k][(types[k] == 0) & (mask[k] == 1)])
+        assert "red planet" in first and option.lower() in first
+        contexts.append(ids[k][(types[k] == 1) & (mask[k] == 1)].tolist())
+    assert all(c == contexts[0] for c in contexts)
+    assert len(contexts[0]) > 5  # the longest option still leaves room for some context
+    # The longest pair fills the budget exactly: the others are padded, not given more context.
+    assert int(mask[1].sum()) == 40 and int(mask[0].sum()) < 40
 
 
-def test_training_lowers_loss_and_the_reloaded_reader_finds_stated_answers(
+def _facts() -> list[tuple[Question, str]]:
+    """Thirty-two short science questions, each with a one-sentence context stating the answer."""
+    with open(FACTS_FILE, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return [(Question(r["id"], r["prompt"], tuple(r[x] for x in LETTERS), r["answer"], "facts",
+                      i), r["context"]) for i, r in enumerate(rows)]
+
+
+def _accuracy(logits: np.ndarray, items: list[tuple[Question, str]]) -> float:
+    return float(np.mean([LETTERS[i] == q.answer for i, (q, _) in
+                          zip(logits.argmax(axis=1), items, strict=True)]))
+
+
+def test_training_raises_accuracy_on_held_apart_questions_and_keeps_the_best_epoch(
         minilm_dir: Path, tmp_path: Path) -> None:
-    examples = _examples()
-    logged: list[str] = []
-    report = train(minilm_dir, examples, tmp_path / "mc", epochs=100, max_steps=12,
-                   batch_size=2, grad_accum=2, lr=3e-4, warmup=0.1, max_length=64, seed=0,
-                   log=logged.append, log_every=4)
-    assert report.steps == 12 and len(report.losses) == 12
-    assert all(np.isfinite(report.losses))
-    assert any(line.startswith("step 4/12 loss ") for line in logged)
-    first, last = np.mean(report.losses[:4]), np.mean(report.losses[-4:])
-    assert last < first - 0.2, report.losses
-    assert (tmp_path / "mc" / "config.json").exists()
+    facts = _facts()
+    learn, held_apart = facts[:24], facts[24:]
+    torch.manual_seed(0)
+    untrained, tokenizer, _ = load_scorer(minilm_dir, fresh_head=True)
+    before = _accuracy(score_examples(untrained, tokenizer, held_apart, 64, 8,
+                                      torch.device("cpu")), held_apart)
 
-    reader = MultipleChoiceReader(tmp_path / "mc", max_length=64)
-    logits = reader.score_many(examples)
-    assert logits.shape == (len(examples), 5)
-    assert np.isfinite(logits).all()
-    assert reader.last_seconds_per_question > 0
-    predicted = [LETTERS[i] for i in logits.argmax(axis=1)]
-    correct = sum(p == q.answer for p, (q, _) in zip(predicted, examples, strict=True))
-    assert correct >= 6, (predicted, [q.answer for q, _ in examples])
+    logged: list[str] = []
+    report = train(minilm_dir, learn, tmp_path / "mc", eval_examples=held_apart, epochs=4,
+                   batch_size=4, lr=1e-4, head_lr=2e-3, max_length=64, seed=0,
+                   log=logged.append, log_every=6)
+    assert report.steps == 24 and len(report.losses) == 24 and np.isfinite(report.losses).all()
+    assert [round(p.epoch) for p in report.curve] == [1, 2, 3, 4]
+    assert any(line.startswith("epoch 1.0: train loss") for line in logged)
+    assert (tmp_path / "mc" / "head.safetensors").is_file()
+
+    reader = MultipleChoiceReader(tmp_path / "mc")
+    assert reader.max_length == 64  # read back from the saved reader settings
+    logits = reader.score_many(held_apart)
+    assert logits.shape == (8, 5) and np.isfinite(logits).all()
+    after = _accuracy(logits, held_apart)
+    assert after >= before + 0.25 and after >= 5 / 8, (before, after)
+    # The weights kept are those of the best held-out MAP@3 among the epochs.
+    best = max(report.curve, key=lambda p: p.map_at_3)
+    assert report.best_epoch == best.epoch
+    assert after == pytest.approx(best.accuracy)
