@@ -44,7 +44,11 @@ def write_scores(db: duckdb.DuckDBPyConnection, table: str, rows: Iterable[Row])
 def read_scores(db: duckdb.DuckDBPyConnection, table: str, role: str
                 ) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Question ids of ``role`` in file order, their scores and whether each was escalated."""
-    db.execute(_ddl(table))
+    _ddl(table)  # checks the name
+    if not db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                      [table]).fetchone()[0]:
+        raise LookupError(f"the warehouse has no {table} yet: materialise "
+                          f"{'blend_weights' if table == 'blended_scores' else 'cascade'}")
     rows = db.execute(
         f"SELECT q.id, {', '.join('s.' + x for x in LETTERS)}, s.escalated FROM questions q "
         f"JOIN {table} s ON s.role = q.role AND s.question_id = q.id "
