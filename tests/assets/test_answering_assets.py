@@ -155,7 +155,8 @@ def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exac
     with duckdb.connect(str(pipeline.database), read_only=True) as db:
         for role in ("test", "validation", "blend"):
             ids, cheap, _ = answer_scores.read_scores(db, "blended_scores", role)
-            _, _, flags = answer_scores.read_scores(db, "answer_scores", role)
+            same, _, flags = answer_scores.read_scores(db, "answer_scores", role)
+            assert same == ids
             doubt = cascade.uncertainty(cheap, meta["rule_measure"])
             assert doubt[flags].min() >= doubt[~flags].max()
 
