@@ -68,17 +68,17 @@ def _resolve(models: ModelStore, reference: str, context: AssetExecutionContext
 class TrainReaderConfig(Config):
     base_model: str = Field(
         default=multiple_choice.DEFAULT_MODEL,
-        description="Encoder to fine-tune (hub id or path); microsoft/deberta-v3-large on a GPU.")
+        description="Encoder to fine-tune (hub id or path): a sentence-transformers model.")
     max_length: int = Field(default=multiple_choice.DEFAULT_MAX_LENGTH,
-                            description="Tokens of each (question + option, context) pair; the "
-                            "context is cut to the room the longest option leaves.")
-    epochs: float = Field(default=2.0, description="Passes over the train questions; the best "
-                          "epoch on the blend questions is kept.")
+                            description="Tokens of one (prompt + option) text; context "
+                            "sentences are cut at 64.")
+    epochs: float = Field(default=1.0, description="Passes over the train questions; the best "
+                          "evaluation on the blend questions (untrained included) is kept.")
     max_steps: int | None = Field(default=None, description="Stop after this many steps.")
     batch_size: int = Field(default=8, description="Questions per micro-batch.")
     grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(default=5e-5, description="The encoder's peak learning rate.")
-    head_lr: float = Field(default=1e-3, description="The new head's peak learning rate.")
+    lr: float = Field(default=2e-5, description="The encoder's peak learning rate.")
+    head_lr: float = Field(default=1e-2, description="The similarity scale's learning rate.")
     warmup: float = 0.1
     seed: int = 0
     device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
@@ -368,7 +368,9 @@ class CascadeConfig(Config):
                          "(1.0 on a GPU: every question).")
     max_seconds: float | None = Field(default=None, description="Stop reading new questions "
                                       "after this many seconds (cached ones are free).")
-    context_tokens: int = Field(default=256, description="Context tokens in its prompt.")
+    context_tokens: int = Field(default=128, description="Context tokens in its prompt (the "
+                                "best passage, about): 256 read no better here, at 1.7x the "
+                                "cost; see the README).")
     permutations: int = Field(default=1, description="Cyclic rotations of the options "
                               "averaged (1-5): each costs another pass over the options.")
     threads: int | None = Field(default=None, description="CPU threads (default: all).")

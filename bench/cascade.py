@@ -32,7 +32,7 @@ def main() -> None:
     parser.add_argument("--shares", type=float, nargs="+", default=[0, 0.1, 0.25, 0.5, 1.0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--ranking", default="semantic")
-    parser.add_argument("--context-tokens", type=int, default=256)
+    parser.add_argument("--context-tokens", type=int, default=128)
     parser.add_argument("--limit", type=int, default=None,
                         help="read at most this many questions of each role")
     parser.add_argument("--test", type=int, default=200,

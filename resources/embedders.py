@@ -20,14 +20,18 @@ class SentenceEmbedders(ConfigurableResource):
     ``prompt``: chunks and prompts, for dense retrieval and prompt↔passage similarity. The
     4th-place recipe used msmarco-bert-base-dot-v5, which no package carries here; the fallback,
     all-MiniLM-L6-v2, is what runs on these machines, and the asset metadata says so.
-    ``option``: options against the best passages (all-mpnet-base-v2 in the recipe).
-    Each name is a hub id or a local path; a user with the recipe's models points at them.
+    ``option``: options against the best passages. The recipe used all-mpnet-base-v2 (bundled
+    here); on these CPUs the default is all-MiniLM-L6-v2, whose vectors of the passages the
+    corpus embedding already holds: on the sample it put the source passage first as often
+    (recall@1 0.653 against 0.649 on the 225 validation questions) and into the context as often
+    (0.978 both), in 23 s where all-mpnet-base-v2 took 14 min 49 s. Name all-mpnet-base-v2 on a
+    GPU. Each name is a hub id or a local path; a user with the recipe's models points at them.
     """
 
     prompt_model: str = "sentence-transformers/msmarco-bert-base-dot-v5"
     prompt_fallbacks: list[str] = Field(
         default_factory=lambda: ["sentence-transformers/all-MiniLM-L6-v2"])
-    option_model: str = "sentence-transformers/all-mpnet-base-v2"
+    option_model: str = "sentence-transformers/all-MiniLM-L6-v2"
     option_fallbacks: list[str] = Field(default_factory=list)
     batch_size: int = 64
     threads: int | None = Field(default=None, description="torch threads (default: torch's).")

@@ -36,7 +36,7 @@ from pipeline.questions import LETTERS, Question
 from pipeline.readers.causal_lm import SYSTEM, CausalLMScores, rotation, user_message
 
 N_OPTIONS = len(LETTERS)
-DEFAULT_CONTEXT_TOKENS = 256
+DEFAULT_CONTEXT_TOKENS = 128
 ANSWER_CUE = "Answer:"
 
 

@@ -1,32 +1,37 @@
-"""The multiple-choice encoder reader: fine-tune an encoder to score options against a context.
+"""The multiple-choice reader: an encoder fine-tuned to pick the option its context states.
 
-Why: the strongest Kaggle solutions read the retrieved context with a fine-tuned encoder that
-sees (question, option, context) and outputs one logit per option; a softmax over the five
-options is trained with cross-entropy on the answer. Unlike the causal-LM reader it has no
-letter position bias (the options are scored independently by the same weights), but its head
-is new, so it must be fine-tuned before its logits mean anything.
+Why: the strongest Kaggle solutions read the retrieved context with an encoder fine-tuned on
+labelled questions, one logit per option and a softmax over the five trained with cross-entropy.
+Unlike the causal-LM reader it has no letter position bias (the options are scored
+independently by the same weights).
 
-What the first version got wrong, and what this one does instead:
+The network (:class:`pipeline.readers.option_scorer.OptionScorer`) scores an option by its best
+cosine similarity to a sentence of the context, options and sentences embedded by the same
+encoder with the attention-masked *mean* of its last hidden states, times a learnt scale. Why
+this form on a CPU with a few hundred training questions:
 
-* **The head reads what the encoder was trained to produce.** ``AutoModelForMultipleChoice`` on
-  a sentence-transformers checkpoint reads BERT's [CLS]/pooler path, which all-MiniLM-L6-v2
-  never trained (it was trained on the mean of its token vectors). :class:`OptionScorer` puts a
-  linear head on the attention-masked *mean* of the last hidden states.
-* **One context for all five options, each option whole.** Per question the context is cut to
-  the room the longest (question, option) pair leaves in ``max_length`` (:func:`encode`), so
-  every option is read against exactly the same context tokens; truncating each pair on its own
-  gave the longest option the least context.
-* **A schedule that can learn on a CPU.** The new head gets its own, larger learning rate
-  (``head_lr``): at the encoder's rate it barely moves in a few hundred steps. After each epoch
-  the reader is scored on held-out labelled questions (the blend questions: accuracy and
-  MAP@3), and the best epoch's weights are the ones kept.
+* **It starts from what the encoder was trained to do.** all-MiniLM-L6-v2 was trained to put
+  sentences that say the same thing close under mean pooling; untrained, this reader *is* the
+  similarity reader (0.5 MAP@3 on the semantic contexts), and training starts from there. The
+  first version put a new head on BERT's [CLS]/pooler path, which that checkpoint never
+  trained, and stayed at chance (loss ln 5 throughout). A cross-encoder with a mean-pooled head
+  over (question + option, context) pairs, the formulation tried next, did not learn either in
+  a CPU epoch over the 624 stem_1k train questions (loss 1.604 to 1.609 over 78 steps): the
+  five pairs differ only in a few option tokens, so their pooled vectors barely differ.
+* **One context for all five options, each option whole.** The context is split into
+  sentences once per question (as the chunker splits) and every option is compared with the
+  same sentences; options are never cut.
+* **It is cheap.** Per question it encodes the context once and five short options (about 400
+  tokens), where a cross-encoder encodes the context five times (1,280 tokens at 256 each).
 
-Input layout: segment A is the question, a separator and the option; segment B is the context
-(best passages first, so the cut drops the least relevant end).
+Training (:func:`train`) fine-tunes encoder and scale with AdamW (the scale at its own rate,
+``head_lr``), scores held-out labelled questions (the blend questions) after every epoch
+(accuracy and MAP@3: a learning curve) and keeps the best epoch's weights.
 
-CPU default: the bundled all-MiniLM-L6-v2 (6 layers, 384 wide). GPU recipe (the 4th-place and
-other top solutions): microsoft/deberta-v3-large with ``max_length`` 768 to 1280 and tens of
-thousands of training questions; the same functions run it, with any hub id or folder.
+CPU default: the bundled all-MiniLM-L6-v2. GPU recipe (the 4th-place and other top solutions):
+a cross-encoder such as microsoft/deberta-v3-large with 768 to 1280 tokens and tens of
+thousands of training questions is the stronger reader there; this reader takes any
+sentence-transformers encoder by hub id or folder (all-mpnet-base-v2 is bundled).
 
 Weights are loaded in float32 explicitly: transformers 5 keeps a checkpoint's dtype, and AdamW
 updates underflow in fp16 parameters.
@@ -49,16 +54,21 @@ import numpy as np
 from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel, resolve
 from pipeline.questions import LETTERS, Question
+from pipeline.readers.similarity import context_sentences, option_texts
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-DEFAULT_MAX_LENGTH = 256
+DEFAULT_MAX_LENGTH = 128  # tokens of one option or one context sentence
+MAX_SENTENCES = 32  # context sentences per question (a 384-token context has about 15)
+# Tokens of one context sentence: nearly every sentence fits, and a batch is padded to its
+# longest, so one list-like "sentence" of 128 tokens would double the cost of all the others.
+SENTENCE_TOKENS = 64
 N_OPTIONS = len(LETTERS)
-HEAD_FILE = "head.safetensors"
+HEAD_FILE = "scale.safetensors"
 READER_FILE = "reader.json"
-FORMAT = "mean-pooled-option-scorer/1"
+FORMAT = "option-sentence-dual-encoder/1"
 
 Example = tuple[Question, str]  # a question and the context retrieved for it
 
@@ -72,38 +82,40 @@ def model_path(model: ResolvedModel | str | Path) -> Path:
     return resolve(str(model)).path
 
 
-def _segment_a(tokenizer: Any, question: Question, option: str) -> str:
-    return f"{question.prompt.strip()} {tokenizer.sep_token} {option.strip()}"
+def encode(tokenizer: Any, items: Sequence[Example], max_length: int,
+           with_prompt: bool = True) -> dict:
+    """The tensors of a batch of questions: the options (five per question, in order, each
+    after the prompt unless ``with_prompt`` is off), every question's context sentences, and
+    which question each sentence belongs to.
 
-
-def _cut(tokenizer: Any, text: str, tokens: int) -> str:
-    """``text`` up to the end of its ``tokens``-th token (nothing for 0)."""
-    if tokens <= 0:
-        return ""
-    offsets = tokenizer(text, add_special_tokens=False,
-                        return_offsets_mapping=True)["offset_mapping"]
-    return text if len(offsets) <= tokens else text[: offsets[tokens - 1][1]]
-
-
-def encode(tokenizer: Any, items: Sequence[Example], max_length: int) -> dict:
-    """Tensors shaped (n, 5, length): each (question + option, context) pair, padded per batch.
-
-    Per question, the context is cut to the room that the longest (question, option) segment
-    leaves, so all five options see the same context tokens and every option is whole; only a
-    question whose own longest option leaves no room at all loses context entirely.
+    The prompt is on by default: an option alone cannot tell the sentence that answers the
+    question from one that merely mentions the option (a context about planets has a sentence
+    for every planet); the prompt shrinks the five texts' differences, which training then
+    learns to read.
     """
-    firsts: list[str] = []
-    seconds: list[str] = []
-    special = tokenizer.num_special_tokens_to_add(pair=True)
-    for question, context in items:
-        segments = [_segment_a(tokenizer, question, option) for option in question.options]
-        lengths = [len(ids) for ids in tokenizer(segments, add_special_tokens=False)["input_ids"]]
-        shared = _cut(tokenizer, context.strip(), max_length - special - max(lengths))
-        firsts += segments
-        seconds += [shared] * N_OPTIONS
-    batch = tokenizer(firsts, seconds, truncation="longest_first", max_length=max_length,
-                      padding=True, return_tensors="pt")
-    return {k: v.view(len(items), N_OPTIONS, -1) for k, v in batch.items()}
+    import torch
+
+    options = [text for question, _ in items for text in option_texts(question, with_prompt)]
+    sentences: list[str] = []
+    owner: list[int] = []
+    for i, (_, context) in enumerate(items):
+        found = context_sentences(context)[:MAX_SENTENCES]
+        sentences += found
+        owner += [i] * len(found)
+
+    def tokens(texts: list[str], limit: int) -> dict:
+        return dict(tokenizer(texts or [""], truncation=True, max_length=limit,
+                              padding=True, return_tensors="pt"))
+
+    return {"options": tokens(options, max_length),
+            "sentences": tokens(sentences, min(max_length, SENTENCE_TOKENS)),
+            "owner": torch.tensor(owner or [-1], dtype=torch.long)}
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {"options": {k: v.to(device) for k, v in batch["options"].items()},
+            "sentences": {k: v.to(device) for k, v in batch["sentences"].items()},
+            "owner": batch["owner"].to(device)}
 
 
 def label_of(question: Question) -> int:
@@ -114,7 +126,7 @@ def label_of(question: Question) -> int:
 
 def load_scorer(folder: Path, *, fresh_head: bool = False) -> tuple[Any, Any, dict]:
     """Scorer, tokenizer and reader settings from ``folder``: a trained reader, or (with
-    ``fresh_head``) a base encoder that gets a new head."""
+    ``fresh_head``) a base encoder with the initial scale."""
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
@@ -128,9 +140,9 @@ def load_scorer(folder: Path, *, fresh_head: bool = False) -> tuple[Any, Any, di
     settings: dict = {}
     if not fresh_head:
         if not (folder / HEAD_FILE).is_file():
-            raise FileNotFoundError(f"{folder} holds no trained head ({HEAD_FILE}): train it "
-                                    "first (the trained_reader asset)")
-        scorer.head.load_state_dict(load_file(str(folder / HEAD_FILE)))
+            raise FileNotFoundError(f"{folder} holds no trained reader ({HEAD_FILE}): train "
+                                    "it first (the trained_reader asset)")
+        scorer.log_scale.data = load_file(str(folder / HEAD_FILE))["log_scale"]
         settings = json.loads((folder / READER_FILE).read_text())
     return scorer, tokenizer, settings
 
@@ -148,7 +160,7 @@ def save_scorer(scorer: Any, tokenizer: Any, folder: Path, settings: dict) -> No
     folder.mkdir(parents=True, exist_ok=True)
     scorer.encoder.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    save_file({k: v.detach().cpu().contiguous() for k, v in scorer.head.state_dict().items()},
+    save_file({"log_scale": scorer.log_scale.detach().cpu().contiguous()},
               str(folder / HEAD_FILE))
     (folder / READER_FILE).write_text(json.dumps({"format": FORMAT, **settings}, indent=1))
 
@@ -189,8 +201,7 @@ def score_examples(scorer: Any, tokenizer: Any, items: Sequence[Example], max_le
     scorer.eval()
     with torch.inference_mode():
         for i in range(0, len(items), batch_size):
-            batch = {k: v.to(device) for k, v in
-                     encode(tokenizer, items[i:i + batch_size], max_length).items()}
+            batch = _to(encode(tokenizer, items[i:i + batch_size], max_length), device)
             rows.append(scorer(**batch).double().cpu().numpy())
     scorer.train(was_training)
     return np.concatenate(rows) if rows else np.zeros((0, N_OPTIONS))
@@ -207,18 +218,19 @@ def _accuracy_and_map(logits: np.ndarray, items: Sequence[Example]) -> tuple[flo
 def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
           out_dir: str | Path, *, eval_examples: Sequence[Example] = (), epochs: float = 2.0,
           max_steps: int | None = None, batch_size: int = 8, grad_accum: int = 1,
-          lr: float = 5e-5, head_lr: float = 1e-3, weight_decay: float = 0.01,
+          lr: float = 2e-5, head_lr: float = 1e-2, weight_decay: float = 0.01,
           warmup: float = 0.1, max_length: int = DEFAULT_MAX_LENGTH, seed: int = 0,
           log: Callable[[str], None] = print, log_every: int = 10,
           device: str = "auto") -> TrainReport:
     """Fine-tune an :class:`OptionScorer` on ``(question, context)`` examples; save the best.
 
-    A plain torch loop: AdamW (encoder at ``lr``, the new head at ``head_lr``) with linear
+    A plain torch loop: AdamW (encoder at ``lr``, the scale at ``head_lr``) with linear
     warm-up then linear decay, gradient accumulation, clipping at 1. It runs ``epochs`` passes
-    over the shuffled examples, or ``max_steps`` optimizer steps when that comes first. After
-    each epoch (and at the end) the model scores ``eval_examples``; the weights of the best
-    MAP@3 among those evaluations are saved (the last ones when there are no eval examples).
-    The seed fixes the head's initialisation, the shuffling and dropout.
+    over the shuffled examples, or ``max_steps`` optimizer steps when that comes first. Before
+    training, after each epoch and at the end the model scores ``eval_examples``; the weights
+    of the best MAP@3 among those evaluations are saved (the untrained ones if training never
+    beat them; the last ones when there are no eval examples). The seed fixes the shuffling
+    and dropout, so a rerun on a CPU gives the same weights.
     """
     import torch
 
@@ -244,7 +256,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
          "weight_decay": weight_decay, "lr": lr},
         {"params": [p for n, p in encoder_params if any(k in n for k in no_decay)],
          "weight_decay": 0.0, "lr": lr},
-        {"params": list(scorer.head.parameters()), "weight_decay": 0.0, "lr": head_lr},
+        {"params": [scorer.log_scale], "weight_decay": 0.0, "lr": head_lr},
     ]
     optimizer = torch.optim.AdamW(groups)
     warmup_steps = int(warmup * steps_total)
@@ -259,7 +271,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     order: list[int] = []
     losses: list[float] = []
     curve: list[EpochScore] = []
-    best: tuple[float, float, dict] | None = None  # (map@3, epoch, head+encoder state)
+    best: tuple[float, float, dict] | None = None  # (map@3, epoch, state)
     seen = 0
     epoch_losses: list[float] = []
     log(f"training {source.name}: {len(examples)} examples, {steps_total} steps of "
@@ -268,7 +280,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
 
     def evaluate() -> None:
         nonlocal best
-        epoch = round(seen / len(examples), 3)
+        epoch = round(len(losses) / per_epoch, 3)
         mean_loss = float(np.mean(epoch_losses)) if epoch_losses else float("nan")
         accuracy = map3 = None
         if eval_examples:
@@ -285,6 +297,8 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
                                                scorer.state_dict().items()}))
         epoch_losses.clear()
 
+    if eval_examples:
+        evaluate()  # epoch 0: where training starts (the untrained reader may stay the best)
     while len(losses) < steps_total:
         step_loss = 0.0
         for _ in range(grad_accum):
@@ -293,8 +307,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
                 shuffler.shuffle(epoch_order)
                 order.extend(epoch_order)
             chosen, order = order[:batch_size], order[batch_size:]
-            batch = {k: v.to(target) for k, v in
-                     encode(tokenizer, [examples[i] for i in chosen], max_length).items()}
+            batch = _to(encode(tokenizer, [examples[i] for i in chosen], max_length), target)
             labels = torch.tensor([labels_all[i] for i in chosen], device=target)
             loss = torch.nn.functional.cross_entropy(scorer(**batch), labels) / grad_accum
             loss.backward()
@@ -308,8 +321,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
         epoch_losses.append(step_loss)
         if len(losses) % log_every == 0 or len(losses) == steps_total:
             log(f"step {len(losses)}/{steps_total} loss {step_loss:.4f}")
-        if seen // len(examples) > (seen - batch_size * grad_accum) // len(examples) \
-                or len(losses) == steps_total:
+        if len(losses) % per_epoch == 0 or len(losses) == steps_total:
             evaluate()
 
     assert best is not None
