@@ -48,7 +48,7 @@ def test_all_five_options_meet_the_same_sentences_and_each_option_is_whole(
                          "Jupiter", "Saturn", "Mercury"), "A", "handmade", 0)
     context = "Mars is red. It has two moons. Venus is bright."
     batch = encode(tokenizer, [(question, context), (question, "One sentence only.")], 64)
-    assert tuple(batch["options"]["input_ids"].shape)[0] == 10
+    assert batch["options"]["input_ids"].shape[0] == 10  # five options per question
     assert batch["owner"].tolist() == [0, 0, 0, 1]
     texts = [tokenizer.decode(ids, skip_special_tokens=True)
              for ids in batch["options"]["input_ids"]]
