@@ -318,9 +318,10 @@ def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition
                             strict=True)]
                 answer_scores.write_scores(db, "blended_scores", rows)
                 db.execute(BLEND_DDL)
+                # The learned ranker has no weights: its sources are listed with none.
                 db.executemany("INSERT INTO blend_weights VALUES (?, ?, ?)",
-                               [[source, weight, choice.method]
-                                for source, weight in choice.weights.items()])
+                               [[source, choice.weights.get(source), choice.method]
+                                for source in sources])
                 measured = _measure_methods(choice, fit, fit_extra, *roles["validation"])
                 context.log.info(f"blend: {choice.method} (out-of-fold MAP@3 on the blend "
                                  f"questions {choice.cv_map})")
