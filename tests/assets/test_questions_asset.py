@@ -56,13 +56,31 @@ def test_a_bad_file_fails_naming_the_row_and_keeps_the_old_table(tmp_path: Path)
         assert len(read_question_table(db, "test")) == 2
 
 
-def test_default_pool_keeps_the_scored_questions_out(tmp_path: Path) -> None:
+def test_by_default_blend_and_train_come_from_the_set_whose_sources_the_corpus_holds(
+        tmp_path: Path) -> None:
     with DagsterInstance.ephemeral() as instance:
         result = run(instance, tmp_path / "w.duckdb", test_limit=200)
     metadata = {k: v.value for k, v in
                 result.asset_materializations_for_node("questions")[0].metadata.items()}
     assert (metadata["test_questions"], metadata["validation_questions"]) == (200, 225)
     assert (metadata["blend_questions"], metadata["train_questions"]) == (150, 300)
+    assert "| train | stem_1k | 300 | 300 |" in metadata["questions_by_role_and_set"]
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as db:
+        sources = dict(db.execute("SELECT source, count(*) FROM questions WHERE role IN "
+                                  "('blend', 'train') GROUP BY source").fetchall())
+        recorded = db.execute("SELECT count(*) FROM questions WHERE role IN ('blend', 'train') "
+                              "AND gold_title IS NULL").fetchone()[0]
+    assert sources == {"stem_1k": 450} and recorded == 0  # every one names its source page
+
+
+def test_a_pool_that_holds_the_test_file_drops_all_of_it(tmp_path: Path) -> None:
+    data = Path(__file__).parents[2] / "data" / "questions"
+    with DagsterInstance.ephemeral() as instance:
+        result = run(instance, tmp_path / "w.duckdb", test_limit=200,
+                     train_paths=[str(data / name) for name in
+                                  ("stem_1k.csv", "extra_500.csv", "generated_6k.csv")])
+    metadata = {k: v.value for k, v in
+                result.asset_materializations_for_node("questions")[0].metadata.items()}
     # extra_500 is the test file: all of it leaves the pool, not only the 200 answered (its
     # row with an empty option is counted under that fault instead).
     assert metadata["pool_dropped"]["a test or validation question"] == 499
