@@ -2,11 +2,12 @@
 and the score, with the check that warns when the score regresses."""
 
 import hashlib
+import inspect
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ from dagster import (
 )
 from pydantic import Field
 
-from assets.incremental import Work, run_step
+from assets.incremental import Work, code_version, run_step
 from assets.questions import questions
 from assets.retrieval import ranking_edit_distance, ranking_es, ranking_semantic
-from pipeline import answer_scores, blend, cascade, logits, scoring
+from pipeline import answer_scores, blend, cascade, logits, reading_cache, scoring
 from pipeline.answering import TRAIN_RANKING, ReadingList, reading_list
 from pipeline.blend import average_precisions
 from pipeline.embeddings import Embedder
@@ -40,9 +41,10 @@ from pipeline.models import ModelNotFoundError, ResolvedModel, weights_sha256
 from pipeline.paths import work_dir
 from pipeline.questions import LETTERS
 from pipeline.readers import heavy, multiple_choice
-from pipeline.readers.lexical import LexicalReader
+from pipeline.readers.lexical import SIGNAL_NAMES, LexicalReader
 from pipeline.readers.similarity import SimilarityReader
 from pipeline.semantic import VectorCache
+from pipeline.source_version import source_version
 from pipeline.tables import content_version, markdown_preview
 from resources import ModelStore, ReaderSettings, Warehouse
 
@@ -51,6 +53,8 @@ RANKING_ASSETS = {"es": ranking_es, "edit_distance": ranking_edit_distance,
 # The cheap readers: each reads every scored question under every ranking. The heavy reader
 # (a causal LM) reads only what the cascade escalates.
 READERS = ("lexical", "similarity", "multiple_choice")
+
+CODE_VERSION = code_version(__name__)
 
 
 def _resolve(models: ModelStore, reference: str, context: AssetExecutionContext
@@ -101,10 +105,24 @@ def trained_reader_path(db: duckdb.DuckDBPyConnection) -> tuple[Path, int] | Non
     return (Path(row[0]), row[1]) if row else None
 
 
-def _trained_state(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    """Whether the recorded weights are still on disk: deleted weights must be trained again."""
+def _trained_state(db: duckdb.DuckDBPyConnection, base: ResolvedModel) -> dict[str, Any]:
+    """Whether the recorded weights are still on disk (deleted weights must be trained again),
+    and the base model's weights by hash, not by name."""
     trained = trained_reader_path(db)
-    return {"weights_present": bool(trained and trained[0].is_dir())}
+    return {"weights_present": bool(trained and trained[0].is_dir()),
+            "base_weights_sha256": base.weights_sha256}
+
+
+def _training_data(db: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """What the reader learns and is evaluated from: the train and blend questions with their
+    contexts under the training ranking. Not the whole questions table, so a new test file or
+    an edited validation question never retrains it."""
+    return {"train_and_blend": content_version(
+        db, f"(SELECT q.role, q.id, q.prompt, q.A, q.B, q.C, q.D, q.E, q.answer, c.context "
+            f"FROM questions q LEFT JOIN packed_contexts c ON c.role = q.role AND "
+            f"c.question_id = q.id AND c.ranking = '{TRAIN_RANKING}' "
+            f"WHERE q.role IN ('train', 'blend'))",
+        "role, id, prompt, A, B, C, D, E, answer, context")}
 
 
 def _curve_table(curve: list[dict[str, Any]]) -> str:
@@ -118,12 +136,13 @@ def _curve_table(curve: list[dict[str, Any]]) -> str:
 
 
 @asset(group_name="answering", deps=[questions, RANKING_ASSETS[TRAIN_RANKING]],
-       code_version="3")
+       code_version=CODE_VERSION)
 def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                    warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
     """The multiple-choice encoder fine-tuned on the train questions with their contexts under
     the training ranking, scored on the blend questions after every epoch (the best epoch is
     kept). Never trained on validation, blend or test questions."""
+    base = _resolve(models, config.base_model, context)
     with warehouse.get_connection() as db:
 
         def compute() -> Work:
@@ -131,7 +150,6 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
             if not examples:
                 raise Failure("no train questions: set questions.train_paths and train_size")
             held_out = reading_list(db, TRAIN_RANKING, roles=("blend",)).pairs()
-            base = _resolve(models, config.base_model, context)
             folder = work_dir() / "readers" / "multiple_choice"
             folder.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix="training-", dir=folder))
@@ -175,7 +193,8 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                     "learning_curve": MetadataValue.md(_curve_table(curve)),
                     "loss_curve": MetadataValue.json([round(x, 4) for x in losses])}
 
-        return run_step(context, db, config, compute, describe, lambda: _trained_state(db))
+        return run_step(context, db, config, compute, describe,
+                        lambda: _trained_state(db, base), inputs=lambda: _training_data(db))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,6 +229,62 @@ def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
                                           "model_weights_sha256": weights_sha256(path)}
 
 
+READER_MODULES = {"lexical": "pipeline.readers.lexical",
+                  "similarity": "pipeline.readers.similarity",
+                  "multiple_choice": "pipeline.readers.multiple_choice"}
+
+
+def _reader_identity(reader: str, db: duckdb.DuckDBPyConnection, settings: ReaderSettings,
+                     models: ModelStore, context: AssetExecutionContext) -> dict[str, Any]:
+    """What one cheap reader's logits depend on besides the question and its context: the
+    code that computes them, its settings and its weights (by hash), never device or threads."""
+    identity: dict[str, Any] = {
+        "reader": reader, "code": source_version(READER_MODULES[reader]),
+        "scoring": hashlib.sha256(inspect.getsource(_score).encode()).hexdigest()[:16],
+        **settings.state(reader)}
+    if reader == "similarity":
+        identity["weights"] = _resolve(models, settings.similarity_model,
+                                       context).weights_sha256
+    elif reader == "multiple_choice":
+        row = db.execute("SELECT weights_sha256, max_length FROM trained_readers WHERE reader = "
+                         "'multiple_choice' ORDER BY trained_at DESC LIMIT 1").fetchone()
+        if row is None:
+            raise Failure("the multiple-choice reader is not trained: materialise "
+                          "trained_reader")
+        identity["weights"], identity["max_length"] = row
+    return identity
+
+
+def _score_cached(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
+                  settings: ReaderSettings, models: ModelStore, context: AssetExecutionContext
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any], int]:
+    """:func:`_score` through the reading cache: only (question, context) pairs this reader
+    has not read before are read; returns the logits, the signals, model metadata and how many
+    pairs were read now."""
+    identity = _reader_identity(reader, db, settings, models, context)
+    outputs = ["logits", *(SIGNAL_NAMES if reader == "lexical" else ())]
+    keys = {name: reading_cache.reader_key(identity.get("weights", "none"),
+                                           {**identity, "output": name}) for name in outputs}
+    item_keys = [reading_cache.item_key(q, c) for q, c in items.pairs()]
+    cached = {name: reading_cache.lookup(db, key, sorted(set(item_keys)))
+              for name, key in keys.items()}
+    missing = sorted({i for i, item in enumerate(item_keys)
+                      if any(item not in cached[name] for name in outputs)})
+    metadata: dict[str, Any] = {}
+    if missing:
+        subset = ReadingList([items.keys[i] for i in missing],
+                             [items.questions[i] for i in missing],
+                             [items.contexts[i] for i in missing])
+        scored, signals, metadata = _score(reader, subset, db, settings, models, context)
+        for name, values in {"logits": scored, **signals}.items():
+            reading_cache.store_many(db, keys[name], [item_keys[i] for i in missing], values)
+            cached[name].update(zip((item_keys[i] for i in missing), values, strict=True))
+    arrays = {name: np.array([cached[name][item] for item in item_keys],
+                             dtype=np.float64).reshape(-1, len(LETTERS)) for name in outputs}
+    signals = {name: arrays[name] for name in outputs[1:]}
+    return arrays["logits"], signals, metadata, len(missing)
+
+
 def validation_map(db: duckdb.DuckDBPyConnection, role: str, source: str
                    ) -> dict[str, float | int]:
     """MAP@3 of one source on one labelled role, with its interval (empty without questions)."""
@@ -231,7 +306,7 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
             *([trained_reader] if reader == "multiple_choice" else [])]
 
     @asset(name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
-           code_version="2",
+           code_version=CODE_VERSION,
            description=f"Logits of the {reader} reader on the {ranking} ranking's contexts, "
            "for the test, validation and blend questions.")
     def _logits(context: AssetExecutionContext, warehouse: Warehouse, readers: ReaderSettings,
@@ -240,26 +315,33 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
 
             def compute() -> Work:
                 items = reading_list(db, ranking)
-                scored, signals, model_metadata = _score(reader, items, db, readers, models,
-                                                         context)
+                scored, signals, model_metadata, read = _score_cached(
+                    reader, items, db, readers, models, context)
                 logits.write_logits(db, reader, ranking, items.keys, scored)
                 for name, values in signals.items():
                     logits.write_logits(db, logits.signal_name(reader, name), ranking,
                                         items.keys, values)
-                context.log.info(f"{source}: {len(items.keys)} questions scored")
-                return Work(content_version(
-                    db, f"(SELECT * FROM reader_logits WHERE split_part(reader, '.', 1) = "
-                        f"'{reader}' AND ranking = '{ranking}')", logits.VERSION_COLUMNS),
-                    {**model_metadata, "questions_scored": len(items.keys),
-                     "signals": ", ".join(signals) or "none"})
+                context.log.info(f"{source}: {read} questions read, "
+                                 f"{len(items.keys) - read} taken from the reading cache")
+                return Work(_logits_version(db, reader, ranking), {
+                    **model_metadata, "questions_read": read,
+                    "questions_reused": len(items.keys) - read,
+                    "signals": ", ".join(signals) or "none"})
 
             def describe() -> dict[str, Any]:
                 return {"source": source, **validation_map(db, "validation", source),
                         **validation_map(db, "blend", source)}
 
-            return run_step(context, db, None, compute, describe, readers.state(reader))
+            return run_step(context, db, None, compute, describe, readers.state(reader),
+                            stored=lambda: _logits_version(db, reader, ranking))
 
     return _logits
+
+
+def _logits_version(db: duckdb.DuckDBPyConnection, reader: str, ranking: str) -> str:
+    return content_version(
+        db, f"(SELECT * FROM reader_logits WHERE split_part(reader, '.', 1) = '{reader}' AND "
+            f"ranking = '{ranking}')", logits.VERSION_COLUMNS)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -275,6 +357,9 @@ class BlendConfig(Config):
     folds: int = Field(default=5, description="Cross-validation folds on the blend questions "
                        "(the method with the best out-of-fold MAP@3 is chosen).")
     seed: int = 0
+    exclude: list[str] = Field(default_factory=list, description="Sources (reader@ranking, "
+                               "e.g. similarity@es) left out of the blend; they are still "
+                               "scored. Deselect their logits assets to skip them too.")
 
 
 def _role_inputs(db: duckdb.DuckDBPyConnection, role: str, sources: Sequence[str]
@@ -290,7 +375,7 @@ def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition
     """The cheap blend over ``sources``, chosen and fitted on the blend questions only."""
 
     @asset(name="blend_weights", group_name="answering", deps=[questions, *logits_assets],
-           code_version="3")
+           code_version=CODE_VERSION)
     def blend_weights(context: AssetExecutionContext, config: BlendConfig,
                       warehouse: Warehouse) -> MaterializeResult:
         """The cheap readers blended: per-question z-scored logits weighted by a conditional
@@ -300,8 +385,15 @@ def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition
         with warehouse.get_connection() as db:
 
             def compute() -> Work:
+                unknown = sorted(set(config.exclude) - set(sources))
+                if unknown:
+                    raise Failure(f"blend_weights.exclude names unknown sources {unknown}; "
+                                  f"the sources are {list(sources)}")
+                blended = [source for source in sources if source not in config.exclude]
+                if not blended:
+                    raise Failure("blend_weights.exclude leaves no source to blend")
                 try:
-                    roles = {role: _role_inputs(db, role, sources) for role in ROLES_BLENDED}
+                    roles = {role: _role_inputs(db, role, blended) for role in ROLES_BLENDED}
                 except LookupError as exc:
                     raise Failure(str(exc)) from exc
                 fit, fit_extra = roles["blend"]
@@ -321,7 +413,7 @@ def blend_asset(sources: Sequence[str], logits_assets: Sequence[AssetsDefinition
                 # The learned ranker has no weights: its sources are listed with none.
                 db.executemany("INSERT INTO blend_weights VALUES (?, ?, ?)",
                                [[source, choice.weights.get(source), choice.method]
-                                for source in sources])
+                                for source in blended])
                 measured = _measure_methods(choice, fit, fit_extra, *roles["validation"])
                 context.log.info(f"blend: {choice.method} (out-of-fold MAP@3 on the blend "
                                  f"questions {choice.cv_map})")
@@ -385,7 +477,7 @@ def _heavy_model(config: CascadeConfig, models: ModelStore,
 
 def cascade_asset(blend_weights: AssetsDefinition) -> AssetsDefinition:
     @asset(name="cascade", group_name="answering",
-           deps=[questions, blend_weights, *RANKING_ASSETS.values()], code_version="1")
+           deps=[questions, blend_weights, *RANKING_ASSETS.values()], code_version=CODE_VERSION)
     def cascade_step(context: AssetExecutionContext, config: CascadeConfig,
                      warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
         """The confidence cascade: the heavy reader (a 1.5B causal LM by default) reads the
@@ -460,7 +552,7 @@ class SubmissionConfig(Config):
 
 def submission_asset(cascade_step: AssetsDefinition) -> AssetsDefinition:
     @asset(name="submission", group_name="answering", deps=[questions, cascade_step],
-           code_version="2")
+           code_version=CODE_VERSION)
     def submission(context: AssetExecutionContext, config: SubmissionConfig,
                    warehouse: Warehouse) -> MaterializeResult:
         """submission.csv: ``id,prediction`` with the three best letters per test question
@@ -539,7 +631,7 @@ def _heavy_on_escalated(db: duckdb.DuckDBPyConnection, ids: Sequence[str],
 def score_asset(sources: Sequence[str], cascade_step: AssetsDefinition,
                 logits_assets: Sequence[AssetsDefinition]) -> AssetsDefinition:
     @asset(name="score", group_name="answering",
-           deps=[questions, cascade_step, *logits_assets], code_version="2")
+           deps=[questions, cascade_step, *logits_assets], code_version=CODE_VERSION)
     def score(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
         """MAP@3 on the validation questions with a 95% bootstrap interval: of the answers
         (the cascade), of the cheap blend, of every (reader, ranking) source and of the heavy
@@ -614,24 +706,47 @@ def score_metadata(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 
 def score_check(score: AssetsDefinition):
     @asset_check(asset=score, description="Warns when MAP@3 falls below the interval of the "
-                 "previous materialisation of the score.")
+                 "last score computed from other inputs (a re-run with nothing changed is not "
+                 "a baseline: it would compare the score with itself).")
     def score_within_previous_interval(context: AssetCheckExecutionContext
                                        ) -> AssetCheckResult:
-        records = context.instance.fetch_materializations(AssetKey("score"), limit=2).records
-        events = [r.asset_materialization for r in records if r.asset_materialization]
-        if len(events) < 2:
-            return AssetCheckResult(passed=True, metadata={"previous": "none"})
-        now, before = (e.metadata for e in events)
+        records = context.instance.fetch_materializations(AssetKey("score"),
+                                                          limit=SCORE_HISTORY).records
+        events = [r for r in records if r.asset_materialization]
+        if not events:
+            return AssetCheckResult(passed=True, metadata={"compared_with": "none"})
+        now = events[0].asset_materialization.metadata
+        baseline = previous_score(now, [e.asset_materialization.metadata for e in events[1:]])
+        if baseline is None:
+            return AssetCheckResult(passed=True, metadata={
+                "compared_with": "none: no earlier score from other inputs"})
+        index, before = baseline
         value, low = now["map_at_3"].value, before["map_at_3_low"].value
         return AssetCheckResult(
             passed=value >= low, severity=AssetCheckSeverity.WARN,
             metadata={"map_at_3": value, "previous_map_at_3": before["map_at_3"].value,
-                      "previous_low": low},
+                      "previous_low": low,
+                      "compared_with": f"the last score from other inputs (run "
+                                       f"{events[index + 1].run_id}, fingerprint "
+                                       f"{before['fingerprint'].value})"},
             description=None if value >= low else
             f"MAP@3 {value:.4f} is below the previous interval (low {low:.4f}); "
             "run `make lineage` to see what changed upstream")
 
     return score_within_previous_interval
+
+
+SCORE_HISTORY = 50
+
+
+def previous_score(now: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]
+                   ) -> tuple[int, Mapping[str, Any]] | None:
+    """The latest of the ``earlier`` score metadata (newest first) computed from other inputs
+    than ``now``: its fingerprint (code, config and inputs) differs."""
+    for index, before in enumerate(earlier):
+        if before["fingerprint"].value != now["fingerprint"].value:
+            return index, before
+    return None
 
 
 def answering_assets() -> tuple[list[AssetsDefinition], list]:

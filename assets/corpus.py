@@ -18,16 +18,19 @@ from dagster import (
 from pydantic import Field
 
 from assets.checks import violations
-from assets.incremental import Work, run_step
+from assets.incremental import Work, code_version, run_step
 from pipeline import articles, chunks
 from pipeline.dumps import ShardError, discover_shards
 from pipeline.manifest import read_manifest, write_manifest
 from pipeline.paths import SAMPLE_DUMP
+from pipeline.source_version import source_version
 from pipeline.tables import content_version, markdown_preview
 from resources import Warehouse
 
-ARTICLES_CODE_VERSION = "1"
-CHUNKS_CODE_VERSION = "1"
+# Which shards and articles must be read again is decided by the code that reads them.
+ARTICLES_CODE_VERSION = source_version("pipeline.articles")
+CHUNKS_CODE_VERSION = source_version("pipeline.chunks")
+CODE_VERSION = code_version(__name__)
 
 
 class DumpConfig(Config):
@@ -36,6 +39,10 @@ class DumpConfig(Config):
         description="A folder of CirrusSearch shards (*.json.gz, *.json.bz2, *.json), one shard "
         "file, or a glob pattern. Defaults to the sample dump shipped in data/wiki.",
     )
+    hash_contents: bool = Field(
+        default=False, description="Fingerprint each shard by the sha256 of its bytes (every "
+        "run reads them all) instead of its size and modification time: for dumps edited in "
+        "place by tools that keep both.")
 
 
 class ArticlesConfig(Config):
@@ -54,7 +61,7 @@ class ChunkConfig(Config):
         default=1, description="Trailing sentences of a chunk repeated at the start of the next.")
 
 
-@asset(group_name="corpus", compute_kind="duckdb", code_version="1")
+@asset(group_name="corpus", compute_kind="duckdb", code_version=CODE_VERSION)
 def dump_files(context: AssetExecutionContext, config: DumpConfig,
                warehouse: Warehouse) -> MaterializeResult:
     """The dump shards at the configured location, with their sizes and fingerprints.
@@ -63,7 +70,7 @@ def dump_files(context: AssetExecutionContext, config: DumpConfig,
     added, removed or modified, and that is what makes ``wiki_articles`` unsynced.
     """
     try:
-        shards = discover_shards(config.location)
+        shards = discover_shards(config.location, config.hash_contents)
     except ValueError as exc:
         raise Failure(str(exc)) from exc
     if not shards:
@@ -95,7 +102,7 @@ ARTICLE_SCHEMA = TableSchema(columns=[
 
 
 @asset(group_name="corpus", compute_kind="duckdb", deps=[dump_files],
-       code_version=ARTICLES_CODE_VERSION)
+       code_version=CODE_VERSION)
 def wiki_articles(context: AssetExecutionContext, config: ArticlesConfig,
                   warehouse: Warehouse) -> MaterializeResult:
     """Namespace-0 articles of every shard; where shards disagree, the higher version wins.
@@ -156,7 +163,7 @@ CHUNK_SCHEMA = TableSchema(columns=[
 
 
 @asset(group_name="corpus", compute_kind="duckdb", deps=[wiki_articles],
-       code_version=CHUNKS_CODE_VERSION)
+       code_version=CODE_VERSION)
 def wiki_chunks(context: AssetExecutionContext, config: ChunkConfig,
                 warehouse: Warehouse) -> MaterializeResult:
     """Sentence-aligned chunks of every article, ready for indexing and embedding."""

@@ -1,12 +1,17 @@
 """The one mechanism by which every asset skips work its last materialisation already did.
 
-A step's *fingerprint* hashes its code version, its run config and the data versions of its
-upstream assets, as Dagster recorded them. The warehouse remembers, per asset, the fingerprint
-and the data version of the last successful computation, written next to the data itself: if
-the database is deleted the memory goes with it, and the step recomputes.
+A step's *fingerprint* hashes its code version (derived from source: :func:`code_version`), its
+run config (less the fields that only say where or how fast it runs: :data:`RUNTIME_FIELDS`)
+and the data versions of its upstream assets, as Dagster recorded them, or, for a step that
+reads only part of an upstream table, the content of that part. The warehouse remembers, per
+asset, the fingerprint and the data version of the last successful computation, written next
+to the data itself: if the database is deleted the memory goes with it, and the step
+recomputes.
 
-When the fingerprint matches, the step logs that it is up to date, does no heavy work and
-reports the same data version again, so Dagster keeps every downstream asset in sync. When it
+When the fingerprint matches, the step checks, cheaply, that its output is still there as it
+left it (the data version of what is stored, where the step can compute one), logs that it is
+up to date, does no heavy work and reports the same data version again, so Dagster keeps every
+downstream asset in sync. A deleted or edited output is computed again. When it
 does not, the step computes; each domain function is itself incremental (a changed shard is the
 only one re-read, a changed article the only one re-chunked), so a changed input costs in
 proportion to the change.
@@ -24,9 +29,27 @@ import duckdb
 from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from pipeline.question_work import basis_key
+from pipeline.source_version import source_version
+
 STATE_DDL = """CREATE TABLE IF NOT EXISTS asset_state (
     asset VARCHAR, fingerprint VARCHAR, data_version VARCHAR, run_id VARCHAR,
     updated_at TIMESTAMPTZ)"""
+
+
+# Config fields that choose where or how fast a step runs, never what it computes: moving a
+# step from the CPU to a GPU, or giving it more threads, must not recompute it.
+RUNTIME_FIELDS = frozenset({"device", "threads"})
+# The modules that define assets. An asset module imports its upstream asset modules only to
+# name the edges of the graph; their code reaches it through their outputs' data versions.
+ASSET_MODULES = frozenset({"assets.corpus", "assets.questions", "assets.retrieval",
+                           "assets.answering"})
+
+
+def code_version(module: str) -> str:
+    """The code version of the assets defined in ``module``: derived from its source and the
+    domain modules it runs (:mod:`pipeline.source_version`), so an edit is never missed."""
+    return source_version(module, skip=ASSET_MODULES)
 
 
 @dataclass
@@ -47,16 +70,32 @@ def input_versions(context: AssetExecutionContext) -> dict[str, str | None]:
     return versions
 
 
+def config_fingerprint(config: Config | None) -> dict[str, Any] | None:
+    """The run config as it reaches a fingerprint: every field but :data:`RUNTIME_FIELDS`."""
+    return config.model_dump(mode="json", exclude=set(RUNTIME_FIELDS)) if config else None
+
+
 def fingerprint(code_version: str | None, config: Config | None,
                 inputs: Mapping[str, str | None], state: Mapping[str, Any] | None = None) -> str:
     payload = json.dumps(
         {"code_version": code_version,
-         "config": config.model_dump(mode="json") if config else None,
+         "config": config_fingerprint(config),
          "inputs": dict(inputs),
          "state": dict(state or {})},
         sort_keys=True, default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:20]
+
+
+def step_basis(context: AssetExecutionContext, config: Config | None,
+               state: Mapping[str, Any] | None = None,
+               per_question: tuple[str, ...] = ("questions",)) -> str:
+    """What a per-question step's rows depend on for every question alike: its code version,
+    config and state, and the data versions of its upstream assets except ``per_question``
+    ones, whose rows reach each question's item key instead (:mod:`pipeline.question_work`)."""
+    inputs = {k: v for k, v in input_versions(context).items() if k not in per_question}
+    return basis_key(code_version=context.assets_def.code_versions_by_key.get(context.asset_key),
+                     config=config_fingerprint(config), inputs=inputs, state=dict(state or {}))
 
 
 def run_step(
@@ -66,6 +105,9 @@ def run_step(
     compute: Callable[[], Work],
     describe: Callable[[], dict[str, Any]],
     state: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+    *,
+    inputs: Callable[[], Mapping[str, str | None]] | None = None,
+    stored: Callable[[], str | None] | None = None,
 ) -> MaterializeResult:
     """Compute the asset unless its fingerprint equals the last one's; describe it either way.
 
@@ -75,26 +117,36 @@ def run_step(
     weights) and the identity of data kept outside the warehouse (a search index's generation,
     so that a deleted index is rebuilt even though nothing upstream changed). A callable is
     read before the step, to decide, and again after computing, to record what was built.
+
+    ``inputs``, when given, replaces the upstream data versions: a step that reads a part of
+    its upstream tables (the train questions, not the test ones) names the content of that
+    part, so a change elsewhere upstream does not make it compute. ``stored`` gives the data
+    version of the output as it is stored now; an up-to-date step whose stored output no longer
+    has the version it reported (rows deleted or edited) computes again.
     """
     asset = context.asset_key.to_user_string()
-    inputs = input_versions(context)
-    code_version = context.assets_def.code_versions_by_key.get(context.asset_key)
+    upstream = dict(inputs()) if inputs else input_versions(context)
+    version_of_code = context.assets_def.code_versions_by_key.get(context.asset_key)
     current = state() if callable(state) else state
-    step = fingerprint(code_version, config, inputs, current)
+    step = fingerprint(version_of_code, config, upstream, current)
     db.execute(STATE_DDL)
     cached = db.execute(
         "SELECT data_version FROM asset_state WHERE asset = ? AND fingerprint = ?", [asset, step]
     ).fetchone()
+    if cached and stored is not None and (found := stored()) != cached[0]:
+        context.log.warning(f"{asset}: its output is no longer what it last reported (data "
+                            f"version {found}, not {cached[0]}); computing it again")
+        cached = None
     if cached:
         context.log.info(f"{asset} is up to date: its code version, config and inputs "
-                         f"{inputs} equal those of its last materialisation; nothing to do")
+                         f"{upstream} equal those of its last materialisation; nothing to do")
         version, metadata = cached[0], {"up_to_date": True}
     else:
         work = compute()
         version, metadata = work.data_version, {"up_to_date": False, **work.metadata}
         if callable(state):
             current = state()
-            step = fingerprint(code_version, config, inputs, current)
+            step = fingerprint(version_of_code, config, upstream, current)
         db.execute("DELETE FROM asset_state WHERE asset = ?", [asset])
         db.execute("INSERT INTO asset_state VALUES (?, ?, ?, ?, now())",
                    [asset, step, version, context.run.run_id])

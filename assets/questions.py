@@ -1,18 +1,22 @@
 """The questions asset: test questions to answer, labelled validation questions to score on, and
 labelled blend and train questions to learn from (see :mod:`pipeline.training_data`)."""
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetExecutionContext, Config, Failure, MaterializeResult, MetadataValue, asset
 from pydantic import Field
 
-from assets.incremental import Work, run_step
+from assets.incremental import Work, code_version, run_step
 from pipeline.paths import QUESTIONS
 from pipeline.question_table import VERSION_COLUMNS, write_questions
 from pipeline.questions import Question, QuestionFileError, read_questions, split_questions
 from pipeline.tables import content_version, markdown_preview
 from pipeline.training_data import read_pool
 from resources import Warehouse
+
+CODE_VERSION = code_version(__name__)
 
 
 class QuestionsConfig(Config):
@@ -57,13 +61,22 @@ def _read(path: str, allow_empty_options: bool = False) -> list[Question]:
         raise Failure(f"cannot read questions: {exc}") from exc
 
 
+def _file_contents(config: QuestionsConfig) -> dict[str, Any]:
+    """The sha256 of every question file the config names: a file replaced at the same path
+    (how Kaggle hands out its test set) must be read again. They are small; hashing them costs
+    milliseconds."""
+    paths = [config.test_path, config.validation_path, *config.train_paths]
+    return {"files": {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                      if Path(path).is_file() else None for path in paths}}
+
+
 def _limited(size: int | None, limit: int | None) -> int | None:
     if limit is None:
         return size
     return limit if size is None else min(size, limit)
 
 
-@asset(group_name="questions", compute_kind="duckdb", code_version="2")
+@asset(group_name="questions", compute_kind="duckdb", code_version=CODE_VERSION)
 def questions(context: AssetExecutionContext, config: QuestionsConfig,
               warehouse: Warehouse) -> MaterializeResult:
     """Test questions to answer and labelled validation questions, validated row by row."""
@@ -76,7 +89,13 @@ def questions(context: AssetExecutionContext, config: QuestionsConfig,
                 validation = split_questions(validation)["validation"]
             # The whole test file stays out of training, answered or not (test_limit).
             held_out = [*test, *validation]
-            test = test[: _limited(config.test_limit, config.limit)]
+            answered = test[: _limited(config.test_limit, config.limit)]
+            if len(answered) < len(test):
+                context.log.warning(
+                    f"answering {len(answered)} of the {len(test)} questions of "
+                    f"{config.test_path} (test_limit {config.test_limit}, limit {config.limit}):"
+                    " a submission needs every one; set test_limit: null")
+            left_out, test = len(test) - len(answered), answered
             validation = validation[: config.limit]
             try:
                 pool = read_pool(config.train_paths, held_out,
@@ -91,6 +110,7 @@ def questions(context: AssetExecutionContext, config: QuestionsConfig,
                              f"cleaning dropped {dict(pool.dropped)}")
             return Work(content_version(db, "questions", VERSION_COLUMNS), {
                 "test_path": config.test_path, "validation_path": config.validation_path,
+                "test_questions_left_out": left_out,
                 "pool_questions_read": pool.read,
                 "pool_dropped": MetadataValue.json(dict(pool.dropped)),
                 "pool_dropped_examples": MetadataValue.json(pool.examples)})
@@ -115,4 +135,5 @@ def questions(context: AssetExecutionContext, config: QuestionsConfig,
                         "LIMIT 5")),
             }
 
-        return run_step(context, db, config, compute, describe)
+        return run_step(context, db, config, compute, describe, lambda: _file_contents(config),
+                        stored=lambda: content_version(db, "questions", VERSION_COLUMNS))

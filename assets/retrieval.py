@@ -18,9 +18,9 @@ from pydantic import Field
 
 from assets.checks import violations
 from assets.corpus import wiki_chunks
-from assets.incremental import Work, run_step
+from assets.incremental import Work, code_version, run_step, step_basis
 from assets.questions import questions
-from pipeline import contexts
+from pipeline import contexts, question_work
 from pipeline.answering import ranked_roles
 from pipeline.candidates import VERSION_COLUMNS as CANDIDATE_COLUMNS
 from pipeline.candidates import find_candidates, read_candidates
@@ -42,6 +42,8 @@ from pipeline.semantic import VectorCache, rank_all
 from pipeline.tables import content_version, markdown_preview
 from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
 
+CODE_VERSION = code_version(__name__)
+
 
 class IndexConfig(Config):
     batch_size: int = Field(default=1000, description="Chunks sent to the index per batch.")
@@ -60,7 +62,7 @@ def _index_state(lexical_search: LexicalSearch) -> dict[str, Any]:
     return {"index": lexical_search.describe(), "index_key": key}
 
 
-@asset(group_name="retrieval", deps=[wiki_chunks], code_version="1")
+@asset(group_name="retrieval", deps=[wiki_chunks], code_version=CODE_VERSION)
 def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse: Warehouse,
                   lexical_search: LexicalSearch) -> MaterializeResult:
     """BM25 index of every chunk: embedded tantivy by default, or an Elasticsearch cluster.
@@ -113,7 +115,7 @@ def _resolve(embedders: SentenceEmbedders, role: str, models: ModelStore,
         raise Failure(str(exc)) from exc
 
 
-@asset(group_name="retrieval", deps=[wiki_chunks], code_version="1")
+@asset(group_name="retrieval", deps=[wiki_chunks], code_version=CODE_VERSION)
 def chunk_embeddings(context: AssetExecutionContext, warehouse: Warehouse,
                      embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
     """A vector of every chunk under the prompt embedder, for dense retrieval and the semantic
@@ -156,18 +158,26 @@ class CandidateConfig(Config):
 
 
 @asset(group_name="retrieval", deps=[questions, lexical_index, chunk_embeddings, wiki_chunks],
-       code_version="1")
+       code_version=CODE_VERSION)
 def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                        warehouse: Warehouse, lexical_search: LexicalSearch,
                        embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
     """Per question: lexical hits of every prompt and option sentence (the 4th-place recipe),
-    plus the chunks nearest the whole question, merged into passages of neighbouring chunks."""
+    plus the chunks nearest the whole question, merged into passages of neighbouring chunks.
+    Kept per question: only questions new or changed since the last run are retrieved."""
+    dense_state = {"dense_model": embedders.key(_resolve(embedders, "prompt", models, context))
+                   if config.dense_k else None}
     with warehouse.get_connection() as db:
 
         def compute() -> Work:
             asked = read_question_table(db)
+            basis = step_basis(context, config, dense_state)
+            wanted = {(role, q.id): question_work.question_key(basis, role, q)
+                      for role, q in asked}
+            todo = set(question_work.prune(db, ["candidate_passages"], wanted))
+            asked = [(role, q) for role, q in asked if (role, q.id) in todo]
             dense_search = None
-            if config.dense_k:
+            if config.dense_k and asked:
                 embedder = embedders.load(_resolve(embedders, "prompt", models, context))
                 dense = DenseIndex(db, embedder.key)
                 texts = VectorCache(db, embedder, context.log.info)
@@ -181,13 +191,15 @@ def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                         db, index.search_many, asked, hits_per_query=config.hits_per_query,
                         max_passages=config.max_passages,
                         max_chunks_per_passage=config.max_chunks_per_passage,
-                        dense_search=dense_search)
+                        dense_search=dense_search, item_keys=wanted)
             except LexicalIndexError as exc:
                 raise Failure(str(exc)) from exc
             context.log.info(f"{stats.queries} queries for {stats.questions} questions gave "
-                             f"{stats.passages} passages in {stats.seconds:.1f}s")
-            return Work(content_version(db, "candidate_passages", CANDIDATE_COLUMNS), {
-                "questions": stats.questions, "queries": stats.queries,
+                             f"{stats.passages} passages in {stats.seconds:.1f}s; "
+                             f"{len(wanted) - len(todo)} questions kept their candidates")
+            return Work(_candidates_version(db), {
+                "questions_retrieved": stats.questions,
+                "questions_reused": len(wanted) - len(todo), "queries": stats.queries,
                 "queries_per_second": round(stats.queries / max(stats.seconds, 1e-9), 1)})
 
         def describe() -> dict[str, Any]:
@@ -202,7 +214,12 @@ def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                             "candidate_passages ORDER BY role, question_id, search_rank "
                             "LIMIT 5"))}
 
-        return run_step(context, db, config, compute, describe)
+        return run_step(context, db, config, compute, describe, dense_state,
+                        stored=lambda: _candidates_version(db))
+
+
+def _candidates_version(db: duckdb.DuckDBPyConnection) -> str:
+    return content_version(db, "candidate_passages", CANDIDATE_COLUMNS)
 
 
 Ranker = Callable[[Question, Sequence[Passage]], list[RankedPassage]]
@@ -222,25 +239,40 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank_all: 
                         warehouse: Warehouse, budget: ContextBudget, models: ModelStore,
                         config: Config | None = None, state: dict[str, Any] | None = None,
                         metadata: dict[str, Any] | None = None) -> MaterializeResult:
-    """Rank every question's candidates, pack their contexts, store both, and report."""
+    """Rank the candidates of every question new or changed since the last run, pack their
+    contexts, store both, and report."""
     with warehouse.get_connection() as db:
 
+        step_state = {"tokenizer": budget.tokenizer, "tokens": budget.tokens, **(state or {})}
+        scope = f"ranking = '{ranking}'"
+
         def compute() -> Work:
-            try:
-                count = budget.counter(models, context.log.info)
-            except ModelNotFoundError as exc:
-                raise Failure(str(exc)) from exc
             roles = ranked_roles(ranking)
             asked = [(role, q) for role, q in read_question_table(db)
                      if roles is None or role in roles]
-            ranked = rank_all(db, asked, read_candidates(db))
-            results = [(role, q.id, ranked[(role, q.id)],
-                        pack_context(ranked[(role, q.id)], count, budget.tokens))
-                       for role, q in asked]
-            contexts.write_ranking(db, ranking, results)
-            return Work(content_version(
-                db, f"(SELECT * FROM packed_contexts WHERE ranking = '{ranking}')",
-                "role, question_id, context"), {"questions": len(results)})
+            basis = step_basis(context, config, step_state,
+                               per_question=("questions", "candidate_passages"))
+            upstream = question_work.item_keys(db, "candidate_passages")
+            wanted = {(role, q.id): question_work.derived_key(
+                basis, upstream.get((role, q.id)) or question_work.question_key(basis, role, q))
+                for role, q in asked}
+            todo = set(question_work.prune(db, ["packed_contexts", "context_rankings"], wanted,
+                                           scope))
+            asked = [(role, q) for role, q in asked if (role, q.id) in todo]
+            if asked:
+                try:
+                    count = budget.counter(models, context.log.info)
+                except ModelNotFoundError as exc:
+                    raise Failure(str(exc)) from exc
+                ranked = rank_all(db, asked, read_candidates(db))
+                contexts.write_ranking(
+                    db, ranking, [(role, q.id, ranked[(role, q.id)],
+                                   pack_context(ranked[(role, q.id)], count, budget.tokens))
+                                  for role, q in asked], wanted)
+            context.log.info(f"ranked {len(asked)} questions; {len(wanted) - len(asked)} kept "
+                             "their ranking")
+            return Work(_ranking_version(db, ranking), {
+                "questions_ranked": len(asked), "questions_reused": len(wanted) - len(asked)})
 
         def describe() -> dict[str, Any]:
             tokens = db.execute("SELECT round(avg(tokens), 1) FROM packed_contexts "
@@ -260,12 +292,16 @@ def materialize_ranking(context: AssetExecutionContext, ranking: str, rank_all: 
                             f"WHERE ranking = '{ranking}' ORDER BY role, question_id LIMIT 3",
                         width=200))}
 
-        return run_step(context, db, config, compute, describe,
-                        {"tokenizer": budget.tokenizer, "tokens": budget.tokens,
-                         **(state or {})})
+        return run_step(context, db, config, compute, describe, step_state,
+                        stored=lambda: _ranking_version(db, ranking))
 
 
-@asset(group_name="rankings", deps=[candidate_passages, questions], code_version="2")
+def _ranking_version(db: duckdb.DuckDBPyConnection, ranking: str) -> str:
+    return content_version(db, f"(SELECT * FROM packed_contexts WHERE ranking = '{ranking}')",
+                           "role, question_id, context")
+
+
+@asset(group_name="rankings", deps=[candidate_passages, questions], code_version=CODE_VERSION)
 def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
     """Candidates by search score: the lexical index's own order."""
@@ -273,7 +309,7 @@ def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                                warehouse, context_budget, models)
 
 
-@asset(group_name="rankings", deps=[candidate_passages, questions], code_version="1")
+@asset(group_name="rankings", deps=[candidate_passages, questions], code_version=CODE_VERSION)
 def ranking_edit_distance(context: AssetExecutionContext, warehouse: Warehouse,
                           context_budget: ContextBudget, models: ModelStore
                           ) -> MaterializeResult:
@@ -291,7 +327,7 @@ class SemanticConfig(Config):
 
 
 @asset(group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
-       code_version="2")
+       code_version=CODE_VERSION)
 def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
                      warehouse: Warehouse, context_budget: ContextBudget, models: ModelStore,
                      embedders: SentenceEmbedders) -> MaterializeResult:

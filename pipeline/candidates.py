@@ -15,7 +15,7 @@ source passage are the ones it rescues.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +29,13 @@ from pipeline.tables import append
 
 DDL = """role VARCHAR, question_id VARCHAR, search_rank INTEGER, passage_id VARCHAR,
     page_id BIGINT, title VARCHAR, chunk_ids VARCHAR[], char_start INTEGER, char_end INTEGER,
-    text VARCHAR, score DOUBLE, query_hits INTEGER"""
+    text VARCHAR, score DOUBLE, query_hits INTEGER, item_key VARCHAR"""
 SCHEMA = pa.schema([
     ("role", pa.string()), ("question_id", pa.string()), ("search_rank", pa.int32()),
     ("passage_id", pa.string()), ("page_id", pa.int64()), ("title", pa.string()),
     ("chunk_ids", pa.list_(pa.string())), ("char_start", pa.int32()), ("char_end", pa.int32()),
     ("text", pa.string()), ("score", pa.float64()), ("query_hits", pa.int32()),
+    ("item_key", pa.string()),
 ])
 VERSION_COLUMNS = "role, question_id, search_rank, passage_id, text, score"
 
@@ -55,16 +56,25 @@ def find_candidates(db: duckdb.DuckDBPyConnection, search_many: SearchMany,
                     questions: Sequence[tuple[str, Question]], *, hits_per_query: int = 10,
                     max_passages: int = 20, max_chunks_per_passage: int | None = 4,
                     dense_search: DenseSearch | None = None,
-                    batch_questions: int = 64) -> CandidateStats:
-    """Retrieve and store the candidate passages of every (role, question), replacing the table.
+                    batch_questions: int = 64,
+                    item_keys: Mapping[tuple[str, str], str] | None = None) -> CandidateStats:
+    """Retrieve the candidate passages of the given (role, question)s and store them, replacing
+    those questions' rows (other questions' rows stay: see :mod:`pipeline.question_work`).
 
     Questions go to the index in batches (one ``search_many`` call each, and one
     ``dense_search`` call if given), and only the hit chunks are read back from ``wiki_chunks``.
+    ``item_keys`` gives the item key each question's rows carry.
     """
     started = time.perf_counter()
     stats = CandidateStats()
+    db.execute(f"CREATE TABLE IF NOT EXISTS candidate_passages ({DDL})")
+    db.execute("ALTER TABLE candidate_passages ADD COLUMN IF NOT EXISTS item_key VARCHAR")
     db.execute(f"CREATE OR REPLACE TABLE staging_candidates ({DDL})")
+    db.execute("CREATE OR REPLACE TABLE staging_questions (role VARCHAR, id VARCHAR)")
     try:
+        if questions:
+            db.executemany("INSERT INTO staging_questions VALUES (?, ?)",
+                           [[role, question.id] for role, question in questions])
         for start in range(0, len(questions), batch_questions):
             batch = questions[start:start + batch_questions]
             queries = [build_queries(question) for _, question in batch]
@@ -80,17 +90,25 @@ def find_candidates(db: duckdb.DuckDBPyConnection, search_many: SearchMany,
                                                                     strict=True):
                 passages = _passages({q.key: hits[q.key] for q in question_queries}, nearest,
                                      rows, max_passages, max_chunks_per_passage)
-                _add(columns, role, question.id, passages)
+                _add(columns, role, question.id, passages,
+                     (item_keys or {}).get((role, question.id)))
             append(db, "staging_candidates", columns, SCHEMA)
             stats.questions += len(batch)
             stats.queries += len(flat)
             stats.passages += len(columns["passage_id"])
         db.execute("BEGIN TRANSACTION")
-        db.execute("CREATE OR REPLACE TABLE candidate_passages AS "
-                   "SELECT * FROM staging_candidates ORDER BY role, question_id, search_rank")
-        db.execute("COMMIT")
+        try:
+            db.execute("DELETE FROM candidate_passages c WHERE EXISTS (SELECT 1 FROM "
+                       "staging_questions s WHERE s.role = c.role AND s.id = c.question_id)")
+            db.execute("INSERT INTO candidate_passages BY NAME SELECT * FROM "
+                       "staging_candidates ORDER BY role, question_id, search_rank")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
     finally:
         db.execute("DROP TABLE IF EXISTS staging_candidates")
+        db.execute("DROP TABLE IF EXISTS staging_questions")
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -119,14 +137,14 @@ def _chunk_rows(db: duckdb.DuckDBPyConnection, chunk_ids: set[str]) -> dict:
 
 
 def _add(columns: dict[str, list[Any]], role: str, question_id: str,
-         passages: Sequence[Passage]) -> None:
+         passages: Sequence[Passage], item_key: str | None) -> None:
     for rank, p in enumerate(passages):
         for name, value in (("role", role), ("question_id", question_id), ("search_rank", rank),
                             ("passage_id", p.passage_id), ("page_id", p.page_id),
                             ("title", p.title), ("chunk_ids", list(p.chunk_ids)),
                             ("char_start", p.char_start), ("char_end", p.char_end),
                             ("text", p.text), ("score", p.score),
-                            ("query_hits", p.query_hits)):
+                            ("query_hits", p.query_hits), ("item_key", item_key)):
             columns[name].append(value)
 
 

@@ -36,6 +36,7 @@ from pipeline.answering import ReadingList
 from pipeline.blend import answer_indices, fit_logit
 from pipeline.models import ResolvedModel
 from pipeline.readers import heavy
+from pipeline.source_version import source_version
 
 MEASURES = ("margin", "entropy", "top")
 # Below this many escalated blend questions the combination is not fitted: the heavy reader's
@@ -146,8 +147,9 @@ def combine(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
 # Reading the escalated questions.
 
 DEFAULT_SHARE = 0.25
-# Bumped when the heavy reader's prompt changes: cached readings of another prompt are not reused.
-PROMPT_VERSION = 1
+# The code of the heavy readers (prompt, runtime, letter scoring): cached readings made by other
+# code are not reused.
+READER_CODE = source_version("pipeline.readers.heavy")
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class HeavySettings:
         """What a reading depends on besides the weights and the question: not the threads or
         the device, which change the speed, not the answer."""
         return {"runtime": runtime, "context_tokens": self.context_tokens,
-                "permutations": self.permutations, "prompt": PROMPT_VERSION}
+                "permutations": self.permutations, "code": READER_CODE}
 
 
 class HeavyReading:

@@ -8,7 +8,7 @@ untouched.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
@@ -18,25 +18,30 @@ from pipeline.ranking import PackedContext, RankedPassage
 from pipeline.tables import append
 
 RANKINGS_DDL = """ranking VARCHAR, role VARCHAR, question_id VARCHAR, rank INTEGER,
-    passage_id VARCHAR, title VARCHAR, score DOUBLE"""
+    passage_id VARCHAR, title VARCHAR, score DOUBLE, item_key VARCHAR"""
 CONTEXTS_DDL = """ranking VARCHAR, role VARCHAR, question_id VARCHAR, context VARCHAR,
-    passage_ids VARCHAR[], titles VARCHAR[], tokens INTEGER, truncated BOOLEAN"""
+    passage_ids VARCHAR[], titles VARCHAR[], tokens INTEGER, truncated BOOLEAN,
+    item_key VARCHAR"""
 RANKINGS_SCHEMA = pa.schema([
     ("ranking", pa.string()), ("role", pa.string()), ("question_id", pa.string()),
     ("rank", pa.int32()), ("passage_id", pa.string()), ("title", pa.string()),
-    ("score", pa.float64())])
+    ("score", pa.float64()), ("item_key", pa.string())])
 CONTEXTS_SCHEMA = pa.schema([
     ("ranking", pa.string()), ("role", pa.string()), ("question_id", pa.string()),
     ("context", pa.string()), ("passage_ids", pa.list_(pa.string())),
-    ("titles", pa.list_(pa.string())), ("tokens", pa.int32()), ("truncated", pa.bool_())])
+    ("titles", pa.list_(pa.string())), ("tokens", pa.int32()), ("truncated", pa.bool_()),
+    ("item_key", pa.string())])
 RECALL_AT = (1, 5, 20)
 
 Result = tuple[str, str, list[RankedPassage], PackedContext]
 
 
-def write_ranking(db: duckdb.DuckDBPyConnection, ranking: str,
-                  results: Sequence[Result]) -> None:
-    """Replace ``ranking``'s rows with ``results`` of (role, question_id, ranked, context)."""
+def write_ranking(db: duckdb.DuckDBPyConnection, ranking: str, results: Sequence[Result],
+                  item_keys: Mapping[tuple[str, str], str] | None = None) -> None:
+    """Store ``results`` of (role, question_id, ranked, context) under ``ranking``, replacing
+    those questions' rows; other questions' rows stay (see :mod:`pipeline.question_work`).
+    ``item_keys`` gives the item key each question's rows carry."""
+    keys = item_keys or {}
     ranked_rows: dict[str, list] = {name: [] for name in RANKINGS_SCHEMA.names}
     context_rows: dict[str, list] = {name: [] for name in CONTEXTS_SCHEMA.names}
     for role, question_id, ranked, context in results:
@@ -44,26 +49,36 @@ def write_ranking(db: duckdb.DuckDBPyConnection, ranking: str,
             for name, value in (("ranking", ranking), ("role", role),
                                 ("question_id", question_id), ("rank", rank),
                                 ("passage_id", item.passage.passage_id),
-                                ("title", item.passage.title), ("score", item.score)):
+                                ("title", item.passage.title), ("score", item.score),
+                                ("item_key", keys.get((role, question_id)))):
                 ranked_rows[name].append(value)
         for name, value in (("ranking", ranking), ("role", role), ("question_id", question_id),
                             ("context", context.text),
                             ("passage_ids", list(context.passage_ids)),
                             ("titles", list(context.titles)), ("tokens", context.tokens),
-                            ("truncated", context.truncated)):
+                            ("truncated", context.truncated),
+                            ("item_key", keys.get((role, question_id)))):
             context_rows[name].append(value)
     db.execute(f"CREATE TABLE IF NOT EXISTS context_rankings ({RANKINGS_DDL})")
     db.execute(f"CREATE TABLE IF NOT EXISTS packed_contexts ({CONTEXTS_DDL})")
+    written = pa.table({"role": [r[0] for r in results], "question_id": [r[1] for r in results]},
+                       schema=pa.schema([("role", pa.string()), ("question_id", pa.string())]))
+    db.register("_written", written)
     db.execute("BEGIN TRANSACTION")
     try:
         for table in ("context_rankings", "packed_contexts"):
-            db.execute(f"DELETE FROM {table} WHERE ranking = ?", [ranking])
+            db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS item_key VARCHAR")
+            db.execute(f"DELETE FROM {table} t WHERE ranking = ? AND EXISTS (SELECT 1 FROM "
+                       "_written w WHERE w.role = t.role AND w.question_id = t.question_id)",
+                       [ranking])
         append(db, "context_rankings", ranked_rows, RANKINGS_SCHEMA)
         append(db, "packed_contexts", context_rows, CONTEXTS_SCHEMA)
         db.execute("COMMIT")
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    finally:
+        db.unregister("_written")
 
 
 def read_contexts(db: duckdb.DuckDBPyConnection, ranking: str) -> dict[tuple[str, str], str]:

@@ -45,19 +45,32 @@ class Shard:
     path: str
     bytes: int
     mtime_ns: int
+    content_sha256: str | None = None  # set in the content-hash mode only
 
     @property
     def fingerprint(self) -> str:
-        # Size and modification time, as make and rsync use: hashing tens of gigabytes on every
-        # run would cost more than the ingestion it is meant to save.
+        # By default size and modification time, as make and rsync use: hashing tens of
+        # gigabytes on every run would cost more than the ingestion it is meant to save. A file
+        # edited in place with its size and mtime kept needs the content-hash mode.
+        if self.content_sha256:
+            return f"sha256:{self.content_sha256[:16]}"
         key = f"{self.path}|{self.bytes}|{self.mtime_ns}"
         return hashlib.sha1(key.encode()).hexdigest()[:16]
 
     @classmethod
-    def from_path(cls, path: Path) -> Shard:
+    def from_path(cls, path: Path, hash_contents: bool = False) -> Shard:
         stat = path.stat()
         return cls(name=path.name, path=str(path.resolve()), bytes=stat.st_size,
-                   mtime_ns=stat.st_mtime_ns)
+                   mtime_ns=stat.st_mtime_ns,
+                   content_sha256=_sha256(path) if hash_contents else None)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -104,10 +117,12 @@ class ShardReport:
             self.examples.append(f"{self.shard} line {line}: {kind}: {detail}")
 
 
-def discover_shards(location: str) -> list[Shard]:
+def discover_shards(location: str, hash_contents: bool = False) -> list[Shard]:
     """Shards at ``location``: a folder (its dump files), one file, or a glob pattern.
 
     Sorted by name, which is dump order, so ties between shards resolve the same way every run.
+    ``hash_contents`` fingerprints each shard by the sha256 of its bytes (it reads them all)
+    instead of its size and modification time.
     """
     path = Path(location).expanduser()
     if path.is_dir():
@@ -117,7 +132,8 @@ def discover_shards(location: str) -> list[Shard]:
     else:
         candidates = [Path(p) for p in glob.glob(str(path), recursive=True)]
         candidates = [p for p in candidates if p.is_file()]
-    shards = [Shard.from_path(p) for p in candidates if p.name.endswith(SUFFIXES)]
+    shards = [Shard.from_path(p, hash_contents) for p in candidates
+              if p.name.endswith(SUFFIXES)]
     names = Counter(s.name for s in shards)
     clashes = sorted(n for n, c in names.items() if c > 1)
     if clashes:

@@ -12,9 +12,11 @@ from pipeline.dumps import Shard
 def write_manifest(db: duckdb.DuckDBPyConnection, shards: list[Shard]) -> str:
     """Replace the manifest with ``shards`` and return its data version."""
     db.execute("""CREATE OR REPLACE TABLE dump_files (
-        shard VARCHAR, path VARCHAR, bytes BIGINT, mtime_ns BIGINT, fingerprint VARCHAR)""")
-    db.executemany("INSERT INTO dump_files VALUES (?, ?, ?, ?, ?)",
-                   [[s.name, s.path, s.bytes, s.mtime_ns, s.fingerprint] for s in shards])
+        shard VARCHAR, path VARCHAR, bytes BIGINT, mtime_ns BIGINT, fingerprint VARCHAR,
+        content_sha256 VARCHAR)""")
+    db.executemany("INSERT INTO dump_files VALUES (?, ?, ?, ?, ?, ?)",
+                   [[s.name, s.path, s.bytes, s.mtime_ns, s.fingerprint, s.content_sha256]
+                    for s in shards])
     return manifest_version(shards)
 
 
@@ -24,5 +26,7 @@ def manifest_version(shards: list[Shard]) -> str:
 
 
 def read_manifest(db: duckdb.DuckDBPyConnection) -> list[Shard]:
-    rows = db.execute("SELECT shard, path, bytes, mtime_ns FROM dump_files ORDER BY shard")
-    return [Shard(name, path, size, mtime) for name, path, size, mtime in rows.fetchall()]
+    db.execute("ALTER TABLE dump_files ADD COLUMN IF NOT EXISTS content_sha256 VARCHAR")
+    rows = db.execute("SELECT shard, path, bytes, mtime_ns, content_sha256 FROM dump_files "
+                      "ORDER BY shard")
+    return [Shard(*row) for row in rows.fetchall()]

@@ -39,9 +39,11 @@ def write_questions(db: duckdb.DuckDBPyConnection,
 
 def read_question_table(db: duckdb.DuckDBPyConnection, role: str | None = None
                         ) -> list[tuple[str, Question]]:
-    """(role, question) pairs in table order, optionally of one role."""
+    """(role, question) pairs, optionally of one role, in file order: by row, with ties
+    between the pool's files broken by file and id, so the same data is always read (and
+    trained on) in the same order."""
     rows = db.execute(
         f"SELECT role, id, prompt, {', '.join(LETTERS)}, answer, source, row FROM questions "
-        "WHERE ? IS NULL OR role = ? ORDER BY role, row", [role, role]).fetchall()
+        "WHERE ? IS NULL OR role = ? ORDER BY role, row, source, id", [role, role]).fetchall()
     return [(r[0], Question(id=r[1], prompt=r[2], options=tuple(r[3:8]), answer=r[8],
                             source=r[9], row=r[10])) for r in rows]

@@ -54,3 +54,14 @@ def store(db: duckdb.DuckDBPyConnection, reader: str, item: str, logits: np.ndar
     db.execute(DDL)
     db.execute(f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?)",
                [reader, item, *map(float, logits), float(seconds)])
+
+
+def store_many(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str],
+               logits: np.ndarray) -> None:
+    """Remember the logits (n, 5) of many items at once (a cheap reader's batch)."""
+    db.execute(DDL)
+    if not len(items):
+        return
+    db.executemany(f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?)",
+                   [[reader, item, *map(float, row), None]
+                    for item, row in zip(items, logits, strict=True)])

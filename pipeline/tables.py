@@ -22,13 +22,15 @@ def append(db: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[An
 def content_version(db: duckdb.DuckDBPyConnection, table: str, columns: str) -> str:
     """A data version computed from what ``table`` holds: row count and an order-free hash.
 
-    XOR of per-row hashes costs one scan and does not depend on row order, so two tables with
-    the same rows get the same version however they were written.
+    The sum of per-row hashes (modulo 2**64) costs one scan and does not depend on row order,
+    so two tables with the same rows get the same version however they were written. A sum,
+    not an XOR: under XOR two identical rows cancel, and a table that gained a duplicate pair
+    would keep its version.
     """
     rows, digest = db.execute(
-        f"SELECT count(*), coalesce(bit_xor(hash({columns})), 0) FROM {table}"
-    ).fetchone()
-    return f"{rows}-{digest:016x}"
+        f"SELECT count(*), coalesce(sum(hash({columns})::HUGEINT) % 18446744073709551616, 0) "
+        f"FROM {table}").fetchone()
+    return f"{rows}-{int(digest):016x}"
 
 
 def markdown_preview(db: duckdb.DuckDBPyConnection, query: str, width: int = 80) -> str:

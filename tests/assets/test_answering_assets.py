@@ -1,95 +1,14 @@
 """The whole pipeline on a tiny corpus: readers, blend, submission, score, caching and lineage."""
 
 import csv
-import shutil
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, Definitions, RunConfig, materialize
+from dagster import DagsterInstance, Definitions
 
-from assets.answering import (
-    CascadeConfig,
-    SubmissionConfig,
-    TrainReaderConfig,
-    answering_assets,
-)
-from assets.corpus import ChunkConfig, DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.lineage import lineage
-from assets.questions import QuestionsConfig, questions
-from assets.retrieval import (
-    candidate_passages,
-    chunk_embeddings,
-    lexical_index,
-    ranking_edit_distance,
-    ranking_es,
-    ranking_semantic,
-)
-from resources import (
-    ContextBudget,
-    LexicalSearch,
-    ModelStore,
-    ReaderSettings,
-    SentenceEmbedders,
-    Warehouse,
-)
-from tests.conftest import FIXTURES
-
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-ANSWERING, ANSWERING_CHECKS = answering_assets()
-ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
-          candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic, *ANSWERING]
-SOURCES = {f"{reader}@{ranking}" for reader in ("lexical", "similarity", "multiple_choice")
-           for ranking in ("es", "edit_distance", "semantic")}
-SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the heavy reader of the tests: small and real
-VALIDATION = FIXTURES / "answering" / "validation.csv"
-UPSTREAM_OF_CHUNKS = {"dump_files", "wiki_articles", "questions"}
-
-
-class Pipeline:
-    def __init__(self, root: Path, instance: DagsterInstance) -> None:
-        self.root, self.instance = root, instance
-        self.dump = root / "dump"
-        self.dump.mkdir()
-        for shard in ("tiny-00000.json.gz", "tiny-00001.json.bz2"):
-            shutil.copy(FIXTURES / shard, self.dump)
-        self.database = root / "warehouse.duckdb"
-        self.submission = root / "out" / "submission.csv"
-
-    def resources(self) -> dict[str, Any]:
-        return {"warehouse": Warehouse(database=str(self.database)),
-                "lexical_search": LexicalSearch(path=str(self.root / "index")),
-                "models": ModelStore(store=str(self.root / "models")),
-                "context_budget": ContextBudget(tokens=128),
-                "embedders": SentenceEmbedders(option_model=MINILM),
-                "readers": ReaderSettings()}
-
-    def run(self, max_chars: int = 512, validation: Path | None = None
-            ) -> dict[str, dict[str, Any]]:
-        result = materialize(
-            [*ASSETS, *ANSWERING_CHECKS], instance=self.instance, resources=self.resources(),
-            run_config=RunConfig({
-                "dump_files": DumpConfig(location=str(self.dump)),
-                "wiki_chunks": ChunkConfig(max_chars=max_chars),
-                "questions": QuestionsConfig(
-                    test_path=str(FIXTURES / "retrieval" / "test.csv"),
-                    validation_path=str(validation or VALIDATION),
-                    validation_split=False,
-                    train_paths=[str(FIXTURES / "answering" / "pool.csv")],
-                    blend_size=14, train_size=None),
-                "trained_reader": TrainReaderConfig(max_steps=3, batch_size=4, max_length=128),
-                "cascade": CascadeConfig(model=SMOLLM, share=0.5, context_tokens=64),
-                "submission": SubmissionConfig(path=str(self.submission))}))
-        self.checks = result.get_asset_check_evaluations()
-        return {asset.key.path[-1]: {
-            k: v.value for k, v in
-            result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
-            for asset in ASSETS}
-
-    def query(self, sql: str) -> list[tuple]:
-        with duckdb.connect(str(self.database), read_only=True) as db:
-            return db.execute(sql).fetchall()
+from tests.assets.harness import ASSETS, SOURCES, UPSTREAM_OF_CHUNKS, VALIDATION, Pipeline
 
 
 @pytest.fixture(scope="module")
@@ -144,13 +63,14 @@ def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exac
     read = dict(pipeline.query("SELECT role, count(*) FROM reader_logits "
                                "WHERE reader = 'causal_lm' GROUP BY role"))
     assert read == escalated
-    cached = pipeline.query("SELECT count(*) FROM reading_cache")[0][0]
+    # The heavy reader's entries in the reading cache (they record the seconds each took; the
+    # cheap readers' batches do not).
+    cached = pipeline.query("SELECT count(*) FROM reading_cache WHERE seconds IS NOT NULL")[0][0]
     assert cached == sum(escalated.values())
     # The escalated are the least sure under the cheap blend (its top-two margin or the
     # measure the rule chose): no non-escalated question of a role is less sure than one that was.
     meta = pipeline.first["cascade"]
     assert meta["heavy_read"] == 10 and meta["heavy_reused"] == 0
-    assert meta["rule_measure"] in {"margin", "entropy", "top"}
     from pipeline import answer_scores, cascade
     with duckdb.connect(str(pipeline.database), read_only=True) as db:
         for role in ("test", "validation", "blend"):

@@ -88,3 +88,38 @@ def test_a_pool_that_holds_the_test_file_drops_all_of_it(tmp_path: Path) -> None
         sources = dict(db.execute("SELECT source, count(*) FROM questions WHERE role = 'train' "
                                   "GROUP BY source").fetchall())
     assert set(sources) <= {"stem_1k", "generated_6k"} and sum(sources.values()) == 300
+
+
+def _up_to_date(result) -> bool:
+    return result.asset_materializations_for_node("questions")[0].metadata["up_to_date"].value
+
+
+def test_a_test_file_replaced_at_the_same_path_is_read_again(tmp_path: Path) -> None:
+    """Kaggle hands out its test set as a new test.csv at the old path: same config, new
+    content. The table must hold the new questions, not report the old ones up to date."""
+    database, test = tmp_path / "w.duckdb", tmp_path / "test.csv"
+    test.write_text((QUESTIONS / "unlabelled.csv").read_text())
+    config = {"test_path": str(test), "validation_path": str(QUESTIONS / "labelled.csv"),
+              "validation_split": False}
+    with DagsterInstance.ephemeral() as instance:
+        assert run(instance, database, **config).success
+        lines = test.read_text().splitlines()
+        test.write_text("\n".join([lines[0], lines[1].replace("t1,", "t9,", 1)]) + "\n")
+        again = run(instance, database, **config)
+    assert _up_to_date(again) is False
+    with duckdb.connect(str(database)) as db:
+        assert [q.id for _, q in read_question_table(db, "test")] == ["t9"]
+
+
+def test_rows_deleted_behind_an_up_to_date_step_are_written_again(tmp_path: Path) -> None:
+    database = tmp_path / "w.duckdb"
+    config = {"test_path": str(QUESTIONS / "unlabelled.csv"),
+              "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
+    with DagsterInstance.ephemeral() as instance:
+        assert run(instance, database, **config).success
+        with duckdb.connect(str(database)) as db:
+            db.execute("DELETE FROM questions WHERE role = 'test'")
+        again = run(instance, database, **config)
+    assert _up_to_date(again) is False
+    with duckdb.connect(str(database)) as db:
+        assert len(read_question_table(db, "test")) == 2

@@ -1,0 +1,194 @@
+"""What a re-run recomputes, counted by the work the domain code does (questions retrieved,
+ranked and read, readers trained), never by the caching mechanism's own up-to-date flag."""
+
+import csv
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+
+import assets.retrieval
+from pipeline import candidates, reading_cache
+from pipeline.readers import multiple_choice
+from pipeline.readers.lexical import LexicalReader
+from pipeline.readers.similarity import SimilarityReader
+from tests.assets.harness import TEST, VALIDATION, Pipeline
+
+
+class Counted:
+    """Counts calls into the domain code while a test's runs execute."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.counts: Counter[str] = Counter()
+        self._wrap(monkeypatch, candidates, "build_queries", "retrieved")
+        self._wrap(monkeypatch, assets.retrieval, "pack_context", "ranked")
+        self._wrap(monkeypatch, multiple_choice, "train", "trained")
+        self._wrap(monkeypatch, reading_cache, "store", "heavy_read")  # one call a question
+        for name, cls in (("lexical", LexicalReader), ("similarity", SimilarityReader),
+                          ("multiple_choice", multiple_choice.MultipleChoiceReader)):
+            self._wrap_items(monkeypatch, cls, name)
+
+    def _wrap(self, monkeypatch: pytest.MonkeyPatch, owner: Any, attribute: str,
+              name: str) -> None:
+        original: Callable = getattr(owner, attribute)
+
+        def counted(*args, **kwargs):
+            self.counts[name] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, attribute, counted)
+
+    def _wrap_items(self, monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> None:
+        original = cls.score_many
+
+        def counted(reader, items):
+            items = list(items)
+            self.counts[name] += len(items)
+            return original(reader, items)
+
+        monkeypatch.setattr(cls, "score_many", counted)
+
+    def take(self) -> Counter[str]:
+        """The counts since the last take."""
+        counts, self.counts = self.counts, Counter()
+        return counts
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    with DagsterInstance.ephemeral() as instance:
+        built = Pipeline(tmp_path_factory.mktemp("caching"), instance)
+        built.first = built.run()
+        yield built
+
+
+@pytest.fixture
+def work(monkeypatch: pytest.MonkeyPatch) -> Counted:
+    return Counted(monkeypatch)
+
+
+def _rewrite(source: Path, target: Path, edit: Callable[[list[dict]], list[dict]]) -> Path:
+    with open(source, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    rows = edit(rows)
+    with open(target, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return target
+
+
+def test_a_no_change_rerun_computes_nothing(pipeline: Pipeline, work: Counted) -> None:
+    pipeline.run()
+    assert sum(work.take().values()) == 0
+
+
+def test_a_new_test_file_costs_only_its_new_questions(pipeline: Pipeline, work: Counted,
+                                                      tmp_path: Path) -> None:
+    """Ten new questions beside the two answered before: ten retrieved, ten ranked per
+    ranking, and each reader reads each new (question, context) pair once (the reading cache
+    is keyed by content, so a context two rankings agree on is read once); the trained reader
+    is not trained again."""
+    def add_ten(rows: list[dict]) -> list[dict]:
+        new = [{**rows[i % len(rows)], "id": f"new{i}",
+                "prompt": f"{rows[i % len(rows)]['prompt']} (asked a {i}th way)"}
+               for i in range(10)]
+        return rows + new
+
+    test = _rewrite(TEST, tmp_path / "test.csv", add_ten)
+    metadata = pipeline.run(test=test)
+    counts = work.take()
+    assert counts["retrieved"] == 10
+    assert counts["ranked"] == 3 * 10  # test questions are ranked by all three rankings
+    pairs = pipeline.query(
+        "SELECT count(DISTINCT (q.prompt, c.context)) FROM packed_contexts c JOIN questions q "
+        "ON q.role = c.role AND q.id = c.question_id WHERE q.id LIKE 'new%'")[0][0]
+    assert 10 <= pairs <= 30
+    assert counts["lexical"] == counts["similarity"] == counts["multiple_choice"] == pairs
+    assert counts["trained"] == 0
+    escalated_test = metadata["cascade"]["test_escalated"]
+    assert escalated_test == 6  # share 0.5 of 12
+    assert 0 < counts["heavy_read"] <= escalated_test  # the one read before is reused
+    assert metadata["candidate_passages"]["questions_retrieved"] == 10
+    assert pipeline.run(test=test) and sum(work.take().values()) == 0
+    pipeline.run()  # back to the two questions: the ten's rows go, nothing is computed
+    assert sum(work.take().values()) == 0
+    assert pipeline.query("SELECT count(*) FROM questions WHERE role = 'test'") == [(2,)]
+    assert pipeline.query("SELECT count(DISTINCT question_id) FROM candidate_passages "
+                          "WHERE role = 'test'") == [(2,)]
+
+
+def test_editing_one_validation_question_recomputes_that_question(
+        pipeline: Pipeline, work: Counted, tmp_path: Path) -> None:
+    def edit_first(rows: list[dict]) -> list[dict]:
+        rows[0]["prompt"] += " Answer with care."
+        return rows
+
+    validation = _rewrite(VALIDATION, tmp_path / "validation.csv", edit_first)
+    pipeline.run(validation=validation)
+    counts = work.take()
+    assert (counts["retrieved"], counts["ranked"]) == (1, 3)
+    pairs = pipeline.query(
+        "SELECT count(DISTINCT c.context) FROM packed_contexts c JOIN questions q ON "
+        "q.role = c.role AND q.id = c.question_id WHERE q.role = 'validation' AND "
+        "q.prompt LIKE '%Answer with care.'")[0][0]
+    assert counts["lexical"] == counts["similarity"] == counts["multiple_choice"] == pairs >= 1
+    assert counts["trained"] == 0
+    pipeline.run()  # the original question again: retrieved again, read from the cache
+    counts = work.take()
+    assert (counts["retrieved"], counts["ranked"]) == (1, 3)
+    assert counts["lexical"] == counts["similarity"] == counts["multiple_choice"] == 0
+
+
+def test_rows_deleted_from_an_up_to_date_output_are_computed_again(
+        pipeline: Pipeline, work: Counted) -> None:
+    before = pipeline.query("SELECT count(*) FROM reader_logits WHERE reader = 'lexical' "
+                            "AND ranking = 'semantic'")
+    pipeline.query("DELETE FROM reader_logits WHERE reader = 'lexical' AND ranking = "
+                   "'semantic' AND role = 'validation'", read_only=False)
+    metadata = pipeline.run()
+    assert metadata["logits_lexical_semantic"]["up_to_date"] is False
+    assert pipeline.query("SELECT count(*) FROM reader_logits WHERE reader = 'lexical' "
+                          "AND ranking = 'semantic'") == before
+    assert work.take()["lexical"] == 0  # served by the reading cache, not read again
+    pipeline.query("DELETE FROM candidate_passages WHERE role = 'validation'", read_only=False)
+    pipeline.run()
+    validation = pipeline.query("SELECT count(*) FROM questions WHERE role = 'validation'")
+    assert work.take()["retrieved"] == validation[0][0]
+
+
+def test_moving_training_to_another_device_does_not_retrain(pipeline: Pipeline,
+                                                            work: Counted) -> None:
+    metadata = pipeline.run(train_device="cpu")
+    assert work.take()["trained"] == 0
+    assert metadata["trained_reader"]["up_to_date"] is True
+
+
+def test_which_sources_enter_the_blend_is_run_configuration(pipeline: Pipeline,
+                                                           work: Counted) -> None:
+    left_out = ("similarity@es", "lexical@es")
+    metadata = pipeline.run(blend_exclude=left_out)
+    blended = {source for (source,) in pipeline.query("SELECT source FROM blend_weights")}
+    assert blended and not blended & set(left_out)
+    assert metadata["blend_weights"]["up_to_date"] is False
+    counts = work.take()  # no cheap reader read again (the cascade may escalate others)
+    assert not any(counts[name] for name in ("retrieved", "ranked", "lexical", "similarity",
+                                             "multiple_choice", "trained"))
+    pipeline.run()
+    assert set(left_out) <= {s for (s,) in pipeline.query("SELECT source FROM blend_weights")}
+
+
+def test_the_score_check_compares_with_a_score_from_other_inputs(pipeline: Pipeline) -> None:
+    """After the runs above, whose last ones changed nothing, the check's baseline is the last
+    score computed from other inputs, never the score itself."""
+    pipeline.run()
+    check = next(c for c in pipeline.checks
+                 if c.check_name == "score_within_previous_interval")
+    compared = check.metadata["compared_with"].value
+    assert compared.startswith("the last score from other inputs")
+    latest = pipeline.instance.fetch_materializations(
+        AssetKey("score"), limit=1).records[0].asset_materialization
+    assert latest.metadata["fingerprint"].value not in compared
