@@ -332,7 +332,10 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
                 return {"source": source, **validation_map(db, "validation", source),
                         **validation_map(db, "blend", source)}
 
-            return run_step(context, db, None, compute, describe, readers.state(reader),
+            # The reader's identity, weights by sha256 included: a model replaced at the same
+            # name or path is read with again.
+            return run_step(context, db, None, compute, describe,
+                            lambda: _reader_identity(reader, db, readers, models, context),
                             stored=lambda: _logits_version(db, reader, ranking))
 
     return _logits
