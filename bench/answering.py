@@ -21,6 +21,7 @@ import time
 import duckdb
 import numpy as np
 
+from assets.answering import CascadeConfig
 from pipeline.answering import reading_list
 from pipeline.blend import average_precisions
 from pipeline.embeddings import Embedder
@@ -34,7 +35,8 @@ from pipeline.readers.similarity import SimilarityReader
 from resources import ReaderSettings
 
 
-def time_readers(db: duckdb.DuckDBPyConnection, count: int, transformers: bool) -> None:
+def time_readers(db: duckdb.DuckDBPyConnection, count: int, transformers: bool,
+                 context_tokens: int) -> None:
     items = reading_list(db, "semantic", roles=("validation",))
     pairs = items.pairs()[:count]
     answers = [q.answer for q, _ in pairs]
@@ -43,7 +45,8 @@ def time_readers(db: duckdb.DuckDBPyConnection, count: int, transformers: bool) 
                          "ORDER BY trained_at DESC LIMIT 1").fetchone()
 
     def letters(runtime: str):
-        reader = heavy.load(resolve(heavy.DEFAULT_MODEL), runtime)  # type: ignore[arg-type]
+        reader = heavy.load(resolve(heavy.DEFAULT_MODEL), runtime,  # type: ignore[arg-type]
+                            context_tokens=context_tokens)
         return lambda batch: np.stack([reader.score(q, c) for q, c in batch])
 
     readers = {
@@ -111,9 +114,12 @@ def main() -> None:
                         help="validation questions each reader is timed on")
     parser.add_argument("--transformers", action="store_true",
                         help="also time the heavy reader through transformers (fp32, slow)")
+    parser.add_argument("--context-tokens", type=int, default=CascadeConfig().context_tokens,
+                        help="context tokens in the heavy reader's prompt (the cascade's "
+                        "default unless given)")
     args = parser.parse_args()
     with duckdb.connect(args.warehouse, read_only=True) as db:
-        time_readers(db, args.questions, args.transformers)
+        time_readers(db, args.questions, args.transformers, args.context_tokens)
         scores(db)
         losses(db)
 

@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dagster import DagsterEventType, DagsterInstance, EventRecordsFilter
+from dagster import DagsterEventType, DagsterInstance
 
 from pipeline.paths import PROJECT_ROOT, QUESTIONS
 
@@ -60,12 +60,10 @@ def run(config: Path | None) -> tuple[float, str]:
 def work_done(run_id: str) -> dict[str, object]:
     """What the run's materialisations report: counts of work, and what was recomputed."""
     with DagsterInstance.get() as instance:
-        records = instance.get_event_records(
-            EventRecordsFilter(event_type=DagsterEventType.ASSET_MATERIALIZATION), limit=200)
+        records = instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=200).records
         done: dict[str, object] = {"recomputed": [], "read": 0}
         for record in records:
-            if record.run_id != run_id:
-                continue
             event = record.asset_materialization
             name = event.asset_key.to_user_string()
             metadata = {k: v.value for k, v in event.metadata.items()}

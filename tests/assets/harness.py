@@ -58,6 +58,7 @@ class Pipeline:
             shutil.copy(FIXTURES / shard, self.dump)
         self.database = root / "warehouse.duckdb"
         self.submission = root / "out" / "submission.csv"
+        self.similarity_model = MINILM
 
     def resources(self) -> dict[str, Any]:
         return {"warehouse": Warehouse(database=str(self.database)),
@@ -65,7 +66,7 @@ class Pipeline:
                 "models": ModelStore(store=str(self.root / "models")),
                 "context_budget": ContextBudget(tokens=128),
                 "embedders": SentenceEmbedders(option_model=MINILM),
-                "readers": ReaderSettings()}
+                "readers": ReaderSettings(similarity_model=self.similarity_model)}
 
     def run(self, max_chars: int = 512, validation: Path | None = None,
             test: Path | None = None, train_device: str = "auto",

