@@ -2,8 +2,9 @@
 
 ``context_rankings`` holds each question's ordered passages under a ranking; ``packed_contexts``
 the context built from them within the reader's token budget. Each ranking asset replaces only
-its own rows, so changing one ranking leaves the others (and whatever was computed from them)
-untouched.
+its own rows, and only those of the questions it ranked (each row carries its question's item
+key: :mod:`pipeline.question_work`), so changing one ranking leaves the others untouched and a
+new question costs one ranking's work.
 """
 
 from __future__ import annotations

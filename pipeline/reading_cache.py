@@ -1,10 +1,10 @@
 """A reader's logits cached per question: text, context, weights and settings, nothing else.
 
-The heavy reader costs seconds a question, so its work is kept at the grain users change
-things: a question whose prompt, options and context are unchanged, read by the same weights
-(by sha256) with the same settings, is never read again, whichever run, role or file it comes
-from. Growing the cascade's share from 25 % to 50 % reads only the new quarter; a new test file
-reads only its new questions.
+Every reader's work is kept at the grain users change things: a question whose prompt, options
+and context are unchanged, read by the same code and weights (by sha256) with the same
+settings, is never read again, whichever run, role, ranking or file it comes from. Growing the
+cascade's share from 25 % to 50 % reads only the new quarter; a new test file reads only its
+new questions; a context two rankings agree on is read once.
 """
 
 from __future__ import annotations
