@@ -80,10 +80,12 @@ def scores(db: duckdb.DuckDBPyConnection) -> None:
     print(f"\nMAP@3 on {rows[0][4]} validation questions (95% bootstrap interval):")
     for name, value, low, high, _ in rows:
         print(f"  {name:32}{value:7.3f}   [{low:.3f}, {high:.3f}]")
-    weights = db.execute("SELECT source, weight, method FROM blend_weights "
-                         "WHERE weight > 0.001 ORDER BY weight DESC").fetchall()
-    print(f"blend ({weights[0][2] if weights else '?'}): "
-          + ", ".join(f"{s} {w:.2f}" for s, w, _ in weights))
+    # The learned ranker has no per-source weights: its sources are listed with none.
+    chosen = db.execute("SELECT source, weight, method FROM blend_weights "
+                        "ORDER BY weight DESC NULLS LAST, source").fetchall()
+    if chosen:
+        print(f"blend: {chosen[0][2]} over " + ", ".join(
+            s if w is None else f"{s} {w:.2f}" for s, w, _ in chosen))
 
 
 def losses(db: duckdb.DuckDBPyConnection) -> None:
