@@ -11,6 +11,8 @@ from resources import Warehouse
 from tests.conftest import FIXTURES
 
 QUESTIONS = FIXTURES / "questions"
+SMALL = {"test_path": str(QUESTIONS / "unlabelled.csv"),
+         "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
 
 
 def run(instance: DagsterInstance, database: Path, **config):
@@ -22,8 +24,7 @@ def run(instance: DagsterInstance, database: Path, **config):
 
 def test_questions_are_stored_by_role_and_rerun_is_up_to_date(tmp_path: Path) -> None:
     database = tmp_path / "w.duckdb"
-    config = {"test_path": str(QUESTIONS / "unlabelled.csv"),
-              "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
+    config = dict(SMALL)
     with DagsterInstance.ephemeral() as instance:
         first = run(instance, database, **config)
         assert first.success
@@ -43,8 +44,7 @@ def test_questions_are_stored_by_role_and_rerun_is_up_to_date(tmp_path: Path) ->
 
 def test_a_bad_file_fails_naming_the_row_and_keeps_the_old_table(tmp_path: Path) -> None:
     database = tmp_path / "w.duckdb"
-    good = {"test_path": str(QUESTIONS / "unlabelled.csv"),
-            "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
+    good = dict(SMALL)
     with DagsterInstance.ephemeral() as instance:
         assert run(instance, database, **good).success
         bad = run(instance, database, **{**good, "validation_path": str(
@@ -113,8 +113,7 @@ def test_a_test_file_replaced_at_the_same_path_is_read_again(tmp_path: Path) -> 
 
 def test_rows_deleted_behind_an_up_to_date_step_are_written_again(tmp_path: Path) -> None:
     database = tmp_path / "w.duckdb"
-    config = {"test_path": str(QUESTIONS / "unlabelled.csv"),
-              "validation_path": str(QUESTIONS / "labelled.csv"), "validation_split": False}
+    config = dict(SMALL)
     with DagsterInstance.ephemeral() as instance:
         assert run(instance, database, **config).success
         with duckdb.connect(str(database)) as db:
