@@ -229,9 +229,10 @@ def _score(reader: str, items: ReadingList, db: duckdb.DuckDBPyConnection,
                                           "model_weights_sha256": weights_sha256(path)}
 
 
-READER_MODULES = {"lexical": "pipeline.readers.lexical",
-                  "similarity": "pipeline.readers.similarity",
-                  "multiple_choice": "pipeline.readers.multiple_choice"}
+# The code each cheap reader's logits come from: its module (and what it imports) and the
+# dispatch above. Computed once at import, like the assets' own code versions.
+READER_CODE = {reader: source_version(f"pipeline.readers.{reader}") for reader in READERS}
+SCORING_CODE = hashlib.sha256(inspect.getsource(_score).encode()).hexdigest()[:16]
 
 
 def _reader_identity(reader: str, db: duckdb.DuckDBPyConnection, settings: ReaderSettings,
@@ -239,8 +240,7 @@ def _reader_identity(reader: str, db: duckdb.DuckDBPyConnection, settings: Reade
     """What one cheap reader's logits depend on besides the question and its context: the
     code that computes them, its settings and its weights (by hash), never device or threads."""
     identity: dict[str, Any] = {
-        "reader": reader, "code": source_version(READER_MODULES[reader]),
-        "scoring": hashlib.sha256(inspect.getsource(_score).encode()).hexdigest()[:16],
+        "reader": reader, "code": READER_CODE[reader], "scoring": SCORING_CODE,
         **settings.state(reader)}
     if reader == "similarity":
         identity["weights"] = _resolve(models, settings.similarity_model,
