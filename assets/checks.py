@@ -1,7 +1,17 @@
 """Asset checks written as a query for offending rows: the check passes when it finds none."""
 
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+from collections.abc import Iterable
 
+from dagster import (
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetsDefinition,
+    MetadataValue,
+    asset_check,
+)
+
+from pipeline.tables import Check
 from resources import Warehouse
 
 
@@ -17,3 +27,15 @@ def violations(warehouse: Warehouse, query: str, description: str,
                                                                       for r in rows])},
         description=description if count else None,
     )
+
+
+def table_checks(asset: AssetsDefinition, checks: Iterable[Check]) -> list[AssetChecksDefinition]:
+    """One asset check per rule the domain module that owns the asset's table declares."""
+    return [_table_check(asset, check) for check in checks]
+
+
+def _table_check(asset: AssetsDefinition, check: Check) -> AssetChecksDefinition:
+    @asset_check(asset=asset, name=check.name, description=check.description)
+    def _check(warehouse: Warehouse) -> AssetCheckResult:
+        return violations(warehouse, check.query, check.problem)
+    return _check

@@ -15,6 +15,18 @@ downstream asset in sync. A deleted or edited output is computed again. When it
 does not, the step computes; each domain function is itself incremental (a changed shard is the
 only one re-read, a changed article the only one re-chunked), so a changed input costs in
 proportion to the change.
+
+Every asset uses it the same way: the domain module that owns the asset's table offers a
+function that computes it and returns :class:`~pipeline.steps.Work`, and one that describes
+the table as it stands; the asset reads its config and hands both to :func:`run_step`::
+
+    @asset(group_name="corpus", code_version=code_version(__name__), kinds={"duckdb"})
+    def wiki_chunks(context, config: ChunkConfig, warehouse: Warehouse) -> MaterializeResult:
+        # the docstring: what the asset holds, as the UI shows it
+        with warehouse.get_connection() as db:
+            return run_step(context, db, config,
+                            compute=lambda: chunk_table.build(db, config.max_chars),
+                            describe=lambda: chunk_table.describe(db))
 """
 
 from __future__ import annotations
@@ -22,15 +34,25 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
-from dagster import AssetExecutionContext, Config, DataVersion, MaterializeResult, MetadataValue
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+)
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from pipeline.question_work import basis_key
+from pipeline.questions.work_keys import basis_key
 from pipeline.source_version import source_version
+from pipeline.steps import Markdown, StepError, Work
+from pipeline.tables import Column
 
 STATE_DDL = """CREATE TABLE IF NOT EXISTS asset_state (
     asset VARCHAR, fingerprint VARCHAR, data_version VARCHAR, run_id VARCHAR,
@@ -43,21 +65,13 @@ RUNTIME_FIELDS = frozenset({"device", "threads"})
 # The modules that define assets. An asset module imports its upstream asset modules only to
 # name the edges of the graph; their code reaches it through their outputs' data versions.
 ASSET_MODULES = frozenset({"assets.corpus", "assets.questions", "assets.retrieval",
-                           "assets.answering"})
+                           "assets.rankings", "assets.answering"})
 
 
 def code_version(module: str) -> str:
     """The code version of the assets defined in ``module``: derived from its source and the
     domain modules it runs (:mod:`pipeline.source_version`), so an edit is never missed."""
     return source_version(module, skip=ASSET_MODULES)
-
-
-@dataclass
-class Work:
-    """What a step computed: the data version of what it wrote and metadata about the work."""
-
-    data_version: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def input_versions(context: AssetExecutionContext) -> dict[str, str | None]:
@@ -92,9 +106,11 @@ def step_basis(context: AssetExecutionContext, config: Config | None,
                per_question: tuple[str, ...] = ("questions",)) -> str:
     """What a per-question step's rows depend on for every question alike: its code version,
     config and state, and the data versions of its upstream assets except ``per_question``
-    ones, whose rows reach each question's item key instead (:mod:`pipeline.question_work`)."""
+    ones, whose rows reach each question's item key instead
+    (:mod:`pipeline.questions.work_keys`)."""
     inputs = {k: v for k, v in input_versions(context).items() if k not in per_question}
-    return basis_key(code_version=context.assets_def.code_versions_by_key.get(context.asset_key),
+    code = context.assets_def.code_versions_by_key.get(context.asset_key)
+    return basis_key(code_version=code,
                      config=config_fingerprint(config), inputs=inputs, state=dict(state or {}))
 
 
@@ -142,7 +158,7 @@ def run_step(
                          f"{upstream} equal those of its last materialisation; nothing to do")
         version, metadata = cached[0], {"up_to_date": True}
     else:
-        work = compute()
+        work = report_failure(compute)
         version, metadata = work.data_version, {"up_to_date": False, **work.metadata}
         if callable(state):
             current = state()
@@ -158,5 +174,32 @@ def run_step(
                                                                         default=str)))
     return MaterializeResult(
         data_version=DataVersion(version),
-        metadata={**metadata, **describe(), **recorded},
+        metadata=as_metadata({**metadata, **describe(), **recorded}),
     )
+
+
+def report_failure(compute: Callable[[], Work]) -> Work:
+    """Run ``compute``; a :class:`~pipeline.steps.StepError` (the user's to fix: missing
+    inputs, bad config) becomes a clean Dagster ``Failure`` rather than a stack trace."""
+    try:
+        return compute()
+    except StepError as exc:
+        raise Failure(str(exc)) from exc
+
+
+def as_metadata(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Domain metadata as Dagster's: :class:`~pipeline.steps.Markdown` text rendered as
+    Markdown, ``row_count`` and ``columns`` (:class:`~pipeline.tables.Column`) under Dagster's
+    own keys (the UI shows them as the table's size and schema); numbers, text, lists and
+    dicts as Dagster normalises them (numbers are plotted across materialisations)."""
+    converted: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Markdown):
+            value = MetadataValue.md(value)
+        elif key == "columns" and all(isinstance(c, Column) for c in value):
+            key, value = "dagster/column_schema", TableSchema(
+                columns=[TableColumn(c.name, c.type, c.description or None) for c in value])
+        elif key == "row_count":
+            key = "dagster/row_count"
+        converted[key] = value
+    return converted

@@ -11,7 +11,9 @@ questions whose correct answer left (or entered) the top three. Everything comes
 instance's event log and run records, the same ones the web UI shows.
 """
 
+import importlib
 import sys
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +21,8 @@ from typing import Any
 from dagster import AssetKey, DagsterInstance, Definitions, EventLogRecord
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from pipeline.scoring import ScoreChange, compare
+from pipeline.answering.scoring import ScoreChange, compare
+from pipeline.paths import PROJECT_ROOT
 
 CODE_VERSION_TAG = "dagster/code_version"
 SCORE = AssetKey("score")
@@ -139,9 +142,15 @@ def _resource_changes(instance: DagsterInstance, before: str, after: str) -> lis
             if old_resources.get(name) != new_resources.get(name)]
 
 
-def main(argv: Sequence[str] = ()) -> int:
-    from pipeline.definitions import defs
+def load_definitions() -> Definitions:
+    """The project's ``Definitions``, found the way the ``dagster`` CLI finds them: by the
+    module ``[tool.dagster]`` names in pyproject.toml (this module never imports the edge)."""
+    settings = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["tool"]["dagster"]
+    return importlib.import_module(settings["module_name"]).defs
 
+
+def main(argv: Sequence[str] = ()) -> int:
+    defs = load_definitions()
     with DagsterInstance.get() as instance:
         try:
             report = lineage(instance, defs)

@@ -22,16 +22,15 @@ import duckdb
 import numpy as np
 
 from assets.answering import CascadeConfig
-from pipeline.answering import reading_list
-from pipeline.blend import average_precisions
-from pipeline.embeddings import Embedder
-from pipeline.metrics import estimate
+from pipeline.answering.readers import heavy
+from pipeline.answering.readers.lexical import LexicalReader
+from pipeline.answering.readers.multiple_choice import MultipleChoiceReader
+from pipeline.answering.readers.similarity import SimilarityReader
+from pipeline.answering.reading_list import reading_list
+from pipeline.metrics import average_precisions, estimate
 from pipeline.models import resolve
 from pipeline.paths import work_dir
-from pipeline.readers import heavy
-from pipeline.readers.lexical import LexicalReader
-from pipeline.readers.multiple_choice import MultipleChoiceReader
-from pipeline.readers.similarity import SimilarityReader
+from pipeline.retrieval.embeddings import Embedder
 from resources import ReaderSettings
 
 

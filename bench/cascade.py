@@ -18,13 +18,12 @@ import argparse
 import duckdb
 import numpy as np
 
-from pipeline import answer_scores, cascade
-from pipeline.answering import reading_list
-from pipeline.blend import average_precisions
-from pipeline.metrics import estimate
+from pipeline.answering import cascade, option_scores
+from pipeline.answering.readers.heavy import DEFAULT_MODEL
+from pipeline.answering.reading_list import reading_list
+from pipeline.metrics import average_precisions, estimate
 from pipeline.models import resolve
 from pipeline.paths import work_dir
-from pipeline.readers.heavy import DEFAULT_MODEL
 
 
 def main() -> None:
@@ -42,7 +41,7 @@ def main() -> None:
     with duckdb.connect(str(work_dir() / "warehouse.duckdb")) as db:
         roles = {}
         for role in ("blend", "validation"):
-            ids, logp, _ = answer_scores.read_scores(db, "blended_scores", role)
+            ids, logp, _ = option_scores.read_scores(db, "blended_scores", role)
             ids, logp = ids[: args.limit], logp[: args.limit]
             answers = dict(db.execute("SELECT id, answer FROM questions WHERE role = ?",
                                       [role]).fetchall())

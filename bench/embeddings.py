@@ -34,12 +34,13 @@ import pyarrow as pa
 import torch
 from sentence_transformers import SentenceTransformer
 
-from pipeline.articles import sync_articles
-from pipeline.chunks import sync_chunks
-from pipeline.dumps import discover_shards
-from pipeline.embeddings import Embedder, embed_missing, load_matrix, top_k
+from pipeline.corpus.article_table import sync_articles
+from pipeline.corpus.chunk_table import sync_chunks
+from pipeline.corpus.dumps import discover_shards
 from pipeline.models import resolve
 from pipeline.paths import SAMPLE_DUMP, work_dir
+from pipeline.retrieval.dense import load_matrix, top_k
+from pipeline.retrieval.embeddings import Embedder, embed_missing
 
 
 def corpus_texts(folder: Path, count: int, queries: int) -> tuple[dict[str, str], list[str]]:

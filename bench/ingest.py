@@ -20,9 +20,9 @@ import duckdb
 from dagster import DagsterInstance, RunConfig, materialize
 
 from assets.corpus import DumpConfig, corpus_checks, dump_files, wiki_articles, wiki_chunks
-from pipeline.articles import sync_articles
-from pipeline.chunks import sync_chunks
-from pipeline.dumps import discover_shards, open_shard
+from pipeline.corpus.article_table import sync_articles
+from pipeline.corpus.chunk_table import sync_chunks
+from pipeline.corpus.dumps import discover_shards, open_shard
 from pipeline.paths import SAMPLE_DUMP
 from resources import Warehouse
 

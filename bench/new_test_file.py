@@ -46,7 +46,7 @@ def write_new_test_file(folder: Path, first: int = 200, count: int = 10) -> Path
 
 def run(config: Path | None) -> tuple[float, str]:
     command = [str(PROJECT_ROOT / ".venv" / "bin" / "dagster"), "job", "execute", "-m",
-               "pipeline.definitions", "-j", "answer_job", "-c",
+               "definitions", "-j", "answer_job", "-c",
                str(PROJECT_ROOT / "config" / "answer_job.yaml")]
     if config:
         command += ["-c", str(config)]

@@ -15,8 +15,8 @@ import time
 
 import duckdb
 
-from pipeline.contexts import gold_in_candidates, retrieval_quality
 from pipeline.paths import PROJECT_ROOT, work_dir
+from pipeline.rankings.context_table import gold_in_candidates, retrieval_quality
 
 RANKINGS = ("es", "edit_distance", "semantic")
 
@@ -46,7 +46,7 @@ def main() -> None:
         env = {**os.environ, "DAGSTER_HOME": str(work_dir() / "dagster_home")}
         started = time.perf_counter()
         subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "dagster"), "job", "execute", "-m",
-                        "pipeline.definitions", "-j", "answer_job"], check=True, env=env,
+                        "definitions", "-j", "answer_job"], check=True, env=env,
                        cwd=PROJECT_ROOT, capture_output=True)
         print(f"no-change re-run of answer_job: {time.perf_counter() - started:.1f}s wall")
 

@@ -4,7 +4,7 @@ Builds a temporary warehouse from the sample dump (ingest and chunk, as the corp
 then for each backend: documents/s of a full build (``sync_index(..., rebuild=True)``),
 seconds of an incremental sync where 1 % of the chunks changed, and queries/s one query
 at a time (``search``) and batched (``search_many``; ``_msearch`` for Elasticsearch). The
-queries are the real workload: the sentence queries (:mod:`pipeline.queries`) of the first
+queries are the real workload: the sentence queries (:mod:`pipeline.retrieval.queries`) of the first
 exam questions of ``data/questions/stem_1k.csv``. Each figure is the median of ``--repeats``.
 
 Elasticsearch is ``ELASTICSEARCH_URL`` when set (credentials and CA file from the variables
@@ -27,15 +27,16 @@ from typing import Any
 
 import duckdb
 
-from pipeline.articles import sync_articles
-from pipeline.chunks import sync_chunks
-from pipeline.dumps import discover_shards
+from pipeline.corpus.article_table import sync_articles
+from pipeline.corpus.chunk_table import sync_chunks
+from pipeline.corpus.dumps import discover_shards
 from pipeline.paths import PROJECT_ROOT, QUESTIONS, SAMPLE_DUMP
-from pipeline.queries import build_queries
-from pipeline.questions import read_questions
-from pipeline.search.base import LexicalIndex, sync_index
-from pipeline.search.elastic import ElasticsearchIndex
-from pipeline.search.embedded import TantivyIndex
+from pipeline.questions.csv_format import read_questions
+from pipeline.retrieval.queries import build_queries
+from pipeline.retrieval.search.base import LexicalIndex
+from pipeline.retrieval.search.elastic import ElasticsearchIndex
+from pipeline.retrieval.search.embedded import TantivyIndex
+from pipeline.retrieval.search.sync import sync_index
 
 EXAM = QUESTIONS / "stem_1k.csv"
 

@@ -1,4 +1,4 @@
-"""Domain logic of the science-exam pipeline, in plain Python (no Dagster imports).
-
-The one exception is :mod:`pipeline.definitions`, which assembles the Dagster ``Definitions``.
+"""Domain logic of the science-exam pipeline, in plain Python: no Dagster, no ``assets``, no
+``resources`` imports. One package per stage (corpus, questions, retrieval, rankings,
+answering) plus the model store; the Dagster layer in ``assets/`` calls into it.
 """

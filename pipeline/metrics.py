@@ -5,6 +5,13 @@ to three letters, and the question scores 1/k when the correct letter first appe
 (k <= 3), else 0. Letters after the first correct one are ignored (the competition's rule that a
 label, once scored, is no longer relevant), so each question counts once, and MAP@3 is the mean.
 
+MAP@3 has one implementation here, :func:`precision_at_rank`, fed by either form of a ranking:
+ranked letters (the submission's ``"A B C"``: :func:`average_precision_at_3`,
+:func:`map_at_3_scores`) or an ``(n, 5)`` array of option scores (:func:`average_precisions`,
+vectorised, for readers and blends), where the correct option's rank counts ties against it only
+from earlier letters (A before B) and NaN as the lowest score, the order in which
+:func:`pipeline.answering.blend.predictions` writes the letters, so the two forms agree.
+
 A few hundred questions give a noisy mean, so scores come with a percentile bootstrap interval
 over questions (a fixed seed makes reruns agree): two configurations whose intervals overlap
 widely have not been told apart.
@@ -16,6 +23,8 @@ from collections.abc import Collection, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from pipeline.questions.csv_format import LETTERS
 
 TOP = 3
 
@@ -36,12 +45,24 @@ def _letters(prediction: str | Sequence[str]) -> list[str]:
     return prediction.split() if isinstance(prediction, str) else list(prediction)
 
 
+def precision_at_rank(ranks: int | Sequence[int] | np.ndarray) -> np.ndarray:
+    """The metric's one rule: 1/k for a correct answer first ranked at k <= 3, else 0.
+
+    ``ranks`` count from 1; 0 (or anything beyond 3) means the answer was not in the top three.
+    """
+    array = np.asarray(ranks, dtype=np.float64)
+    return np.divide(1.0, array, out=np.zeros_like(array), where=(array >= 1) & (array <= TOP))
+
+
+def _letter_rank(prediction: str | Sequence[str], answer: str) -> int:
+    """Where ``answer`` first stands among the first three predicted letters (1-based), or 0."""
+    letters = _letters(prediction)[:TOP]
+    return letters.index(answer) + 1 if answer in letters else 0
+
+
 def average_precision_at_3(prediction: str | Sequence[str], answer: str) -> float:
     """1/k if ``answer`` is at rank k of the first three predicted letters, else 0."""
-    for rank, letter in enumerate(_letters(prediction)[:TOP], start=1):
-        if letter == answer:
-            return 1.0 / rank
-    return 0.0
+    return float(precision_at_rank(_letter_rank(prediction, answer)))
 
 
 def map_at_3_scores(predictions: Sequence[str | Sequence[str]],
@@ -49,8 +70,43 @@ def map_at_3_scores(predictions: Sequence[str | Sequence[str]],
     """Each question's average precision at 3, in question order."""
     if len(predictions) != len(answers):
         raise ValueError(f"{len(predictions)} predictions for {len(answers)} answers")
-    return np.array([average_precision_at_3(p, a) for p, a in zip(predictions, answers,
-                                                                  strict=True)])
+    return precision_at_rank([_letter_rank(p, a) for p, a in zip(predictions, answers,
+                                                                 strict=True)])
+
+
+def answer_indices(answers: Sequence[str | None]) -> np.ndarray:
+    """The answers as option indices 0 to 4; every question needs a letter to fit or score."""
+    bad = [a for a in answers if a not in LETTERS]
+    if bad:
+        raise ValueError(f"answers must be letters {', '.join(LETTERS)}; got {bad[:5]!r}")
+    return np.array([LETTERS.index(a) for a in answers], dtype=np.int64)
+
+
+def answer_ranks(scores: np.ndarray, answers: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Rank (1 = best) of each question's correct option under ``(n, 5)`` option scores.
+
+    An option scoring the same as the correct one ranks ahead of it only if its letter comes
+    earlier; NaN scores rank last. ``answers`` are letters, or option indices as an array.
+    """
+    array = np.asarray(scores, dtype=np.float64)
+    if array.ndim != 2 or array.shape[1] != len(LETTERS):
+        raise ValueError(f"scores must have shape (n, {len(LETTERS)}), not {array.shape}")
+    array = np.where(np.isnan(array), -np.inf, array)
+    gold = (np.asarray(answers, dtype=np.int64) if isinstance(answers, np.ndarray)
+            else answer_indices(answers))
+    if len(gold) != len(array):
+        raise ValueError(f"{len(array)} questions scored but {len(gold)} answers")
+    correct = array[np.arange(len(array)), gold][:, None]
+    earlier = np.arange(len(LETTERS))[None, :] < gold[:, None]
+    return 1 + ((array > correct) | ((array == correct) & earlier)).sum(axis=1)
+
+
+def average_precisions(scores: np.ndarray, answers: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Each question's average precision at 3 under ``(n, 5)`` option scores (vectorised).
+
+    The same numbers as :func:`map_at_3_scores` of the letters the scores rank best first.
+    """
+    return precision_at_rank(answer_ranks(scores, answers))
 
 
 def map_at_3(predictions: Sequence[str | Sequence[str]], answers: Sequence[str]) -> float:
@@ -106,7 +162,8 @@ def recall_hits(rankings: Sequence[Sequence[Hashable]], golds: Sequence[Hashable
     """Per question, whether its gold item (one per question) is in the top ``k`` of its list.
 
     Items are whatever identifies the gold (for the stem_1k passages: page titles, see
-    :func:`pipeline.questions.gold_title`). Pass the result to :func:`estimate` for an interval.
+    :func:`pipeline.questions.csv_format.gold_title`). Pass the result to :func:`estimate` for
+    an interval.
     """
     if len(rankings) != len(golds):
         raise ValueError(f"{len(rankings)} rankings for {len(golds)} gold items")
@@ -133,8 +190,8 @@ def gold_in_context(context_members: Sequence[Collection[Hashable]],
     """Per question, whether its packed context holds (part of) the gold passage.
 
     ``context_members`` lists, per question, what identifies the passages of its context (e.g.
-    :attr:`pipeline.ranking.PackedContext.titles`); a passage cut by the token budget counts,
-    since it is in the context. The mean is the share of questions; pass it to
+    :attr:`pipeline.rankings.packing.PackedContext.titles`); a passage cut by the token budget
+    counts, since it is in the context. The mean is the share of questions; pass it to
     :func:`estimate` for an interval.
     """
     if len(context_members) != len(golds):

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
 
 import duckdb
 import pyarrow as pa
+
+
+class Column(NamedTuple):
+    """A column of a warehouse table as the UI lists it: name, SQL type, what it holds."""
+
+    name: str
+    type: str
+    description: str = ""
+
+
+class Check(NamedTuple):
+    """A data-quality rule of a table, written as a query for the rows that break it: it
+    holds when the query finds none. ``problem`` names what an offending row is."""
+
+    name: str
+    description: str
+    query: str
+    problem: str
+
+
+def row_count(db: duckdb.DuckDBPyConnection, table: str) -> int:
+    return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
 def append(db: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[Any]],
@@ -17,6 +41,33 @@ def append(db: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list[An
         db.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _batch")
     finally:
         db.unregister("_batch")
+
+
+def stream_rows(db: duckdb.DuckDBPyConnection, query: str,
+                batch_size: int) -> Iterator[list[tuple[Any, ...]]]:
+    """Rows of ``query`` ``batch_size`` at a time, through a cursor of its own: memory stays
+    bounded, and ``db`` stays free for the writes made while the rows are consumed."""
+    reader = db.cursor()
+    try:
+        result = reader.execute(query)
+        while rows := result.fetchmany(batch_size):
+            yield rows
+    finally:
+        reader.close()
+
+
+@contextmanager
+def transaction(db: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """Run the ``with`` block in one DuckDB transaction: committed when it ends, rolled back
+    (and the error raised again) when it raises, an interrupt included, so a table is never
+    left half-replaced."""
+    db.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def content_version(db: duckdb.DuckDBPyConnection, table: str, columns: str) -> str:

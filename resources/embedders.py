@@ -7,8 +7,8 @@ from typing import Literal
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from pipeline.embeddings import Embedder, embedder_key
 from pipeline.models import ResolvedModel
+from pipeline.retrieval.embeddings import Embedder, embedder_key
 from resources.models import ModelStore
 
 Role = Literal["prompt", "option"]

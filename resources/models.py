@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure
 from pydantic import Field
 
-from pipeline.models import ResolvedModel, default_store, resolve
+from pipeline.models import ModelNotFoundError, ResolvedModel, default_store, resolve
 
 
 class ModelStore(ConfigurableResource):
@@ -23,4 +23,9 @@ class ModelStore(ConfigurableResource):
 
     def resolve(self, reference: str, fallbacks: Sequence[str] = (),
                 log: Callable[[str], None] = print) -> ResolvedModel:
-        return resolve(reference, fallbacks, store=Path(self.store), log=log)
+        """The local folder of ``reference`` (or of the first fallback found); a model that
+        cannot be found fails the step with the message saying where it was looked for."""
+        try:
+            return resolve(reference, fallbacks, store=Path(self.store), log=log)
+        except ModelNotFoundError as exc:
+            raise Failure(str(exc)) from exc

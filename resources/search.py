@@ -9,9 +9,9 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipeline.paths import work_dir
-from pipeline.search.base import LexicalIndex
-from pipeline.search.elastic import ElasticsearchIndex
-from pipeline.search.embedded import TantivyIndex
+from pipeline.retrieval.search.base import LexicalIndex
+from pipeline.retrieval.search.elastic import ElasticsearchIndex
+from pipeline.retrieval.search.embedded import TantivyIndex
 
 
 class LexicalSearch(ConfigurableResource):

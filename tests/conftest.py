@@ -9,9 +9,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipeline.articles import sync_articles
-from pipeline.chunks import sync_chunks
-from pipeline.dumps import discover_shards
+from pipeline.corpus.article_table import sync_articles
+from pipeline.corpus.chunk_table import sync_chunks
+from pipeline.corpus.dumps import discover_shards
 from pipeline.paths import SAMPLE_DUMP
 
 FIXTURES = Path(__file__).parent / "fixtures"

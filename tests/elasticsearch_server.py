@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pipeline.search.elastic import ElasticsearchIndex
+from pipeline.retrieval.search.elastic import ElasticsearchIndex
 
 HOST = "127.0.0.1"
 

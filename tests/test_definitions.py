@@ -9,7 +9,7 @@ from pipeline.paths import PROJECT_ROOT
 
 GRAPH = """
 import json
-from pipeline.definitions import defs
+from definitions import defs
 graph = defs.resolve_asset_graph()
 print(json.dumps(sorted([key.to_user_string(), sorted(p.to_user_string() for p in
                          graph.get(key).parent_keys)] for key in graph.get_all_asset_keys())))

@@ -14,17 +14,12 @@ from assets.answering import (
     SubmissionConfig,
     TrainReaderConfig,
     answering_assets,
+    answering_checks,
 )
 from assets.corpus import ChunkConfig, DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.questions import QuestionsConfig, questions
-from assets.retrieval import (
-    candidate_passages,
-    chunk_embeddings,
-    lexical_index,
-    ranking_edit_distance,
-    ranking_es,
-    ranking_semantic,
-)
+from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic
+from assets.retrieval import candidate_passages, chunk_embeddings, lexical_index
 from resources import (
     ContextBudget,
     LexicalSearch,
@@ -36,7 +31,7 @@ from resources import (
 from tests.conftest import FIXTURES
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-ANSWERING, ANSWERING_CHECKS = answering_assets()
+ANSWERING, ANSWERING_CHECKS = answering_assets, answering_checks
 ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
           candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic, *ANSWERING]
 SOURCES = {f"{reader}@{ranking}" for reader in ("lexical", "similarity", "multiple_choice")

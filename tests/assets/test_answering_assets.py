@@ -71,11 +71,11 @@ def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exac
     # measure the rule chose): no non-escalated question of a role is less sure than one that was.
     meta = pipeline.first["cascade"]
     assert meta["heavy_read"] == 10 and meta["heavy_reused"] == 0
-    from pipeline import answer_scores, cascade
+    from pipeline.answering import cascade, option_scores
     with duckdb.connect(str(pipeline.database), read_only=True) as db:
         for role in ("test", "validation", "blend"):
-            ids, cheap, _ = answer_scores.read_scores(db, "blended_scores", role)
-            same, _, flags = answer_scores.read_scores(db, "answer_scores", role)
+            ids, cheap, _ = option_scores.read_scores(db, "blended_scores", role)
+            same, _, flags = option_scores.read_scores(db, "answer_scores", role)
             assert same == ids
             doubt = cascade.uncertainty(cheap, meta["rule_measure"])
             assert doubt[flags].min() >= doubt[~flags].max()

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-import assets.retrieval
-from pipeline import candidates, reading_cache
-from pipeline.readers import multiple_choice
-from pipeline.readers.lexical import LexicalReader
-from pipeline.readers.similarity import SimilarityReader
+from pipeline.answering import reading_cache
+from pipeline.answering.readers import multiple_choice
+from pipeline.answering.readers.lexical import LexicalReader
+from pipeline.answering.readers.similarity import SimilarityReader
+from pipeline.rankings import ranking_step
+from pipeline.retrieval import candidates
 from tests.assets.harness import MINILM, TEST, VALIDATION, Pipeline
 
 
@@ -25,7 +26,7 @@ class Counted:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.counts: Counter[str] = Counter()
         self._wrap(monkeypatch, candidates, "build_queries", "retrieved")
-        self._wrap(monkeypatch, assets.retrieval, "pack_context", "ranked")
+        self._wrap(monkeypatch, ranking_step, "pack_context", "ranked")
         self._wrap(monkeypatch, multiple_choice, "train", "trained")
         self._wrap(monkeypatch, reading_cache, "store", "heavy_read")  # one call a question
         for name, cls in (("lexical", LexicalReader), ("similarity", SimilarityReader),

@@ -25,10 +25,10 @@ from assets.corpus import (
     wiki_articles,
     wiki_chunks,
 )
-from pipeline.definitions import defs
+from definitions import defs
 from resources import Warehouse
 from tests.conftest import FIXTURES
-from tests.pipeline.test_dumps import doc, dump_lines, write
+from tests.pipeline.corpus.test_dumps import doc, dump_lines, write
 
 CORPUS = [dump_files, wiki_articles, wiki_chunks]
 

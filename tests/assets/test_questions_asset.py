@@ -6,7 +6,7 @@ import duckdb
 from dagster import DagsterInstance, RunConfig, materialize
 
 from assets.questions import QuestionsConfig, questions
-from pipeline.question_table import read_question_table
+from pipeline.questions.question_table import read_question_table
 from resources import Warehouse
 from tests.conftest import FIXTURES
 

@@ -10,15 +10,8 @@ from dagster import DagsterInstance, RunConfig, materialize
 
 from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.questions import QuestionsConfig, questions
-from assets.retrieval import (
-    candidate_passages,
-    chunk_embeddings,
-    lexical_index,
-    ranking_edit_distance,
-    ranking_es,
-    ranking_semantic,
-    retrieval_checks,
-)
+from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic, rankings_checks
+from assets.retrieval import candidate_passages, chunk_embeddings, lexical_index, retrieval_checks
 from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
 from tests.conftest import FIXTURES
 
@@ -39,7 +32,7 @@ class Pipeline:
 
     def run(self, tokens: int = 128) -> dict[str, dict[str, Any]]:
         result = materialize(
-            [*ASSETS, *retrieval_checks], instance=self.instance,
+            [*ASSETS, *retrieval_checks, *rankings_checks], instance=self.instance,
             resources={"warehouse": Warehouse(database=str(self.database)),
                        "lexical_search": LexicalSearch(path=str(self.index)),
                        "models": ModelStore(store=str(self.root / "models")),
@@ -82,7 +75,7 @@ def test_each_question_gets_its_source_article_in_context(pipeline: Pipeline) ->
     chunks = pipeline.first["wiki_chunks"]["dagster/row_count"]
     assert pipeline.first["lexical_index"]["chunks_indexed"] == chunks
     assert pipeline.first["chunk_embeddings"]["chunks_embedded"] == pipeline.distinct_chunk_texts()
-    assert len(pipeline.first_checks) == len(retrieval_checks)
+    assert len(pipeline.first_checks) == len(retrieval_checks) + len(rankings_checks)
     assert all(check.passed for check in pipeline.first_checks)
     semantic = pipeline.first["ranking_semantic"]
     assert semantic["prompt_model_requested"] == "sentence-transformers/msmarco-bert-base-dot-v5"

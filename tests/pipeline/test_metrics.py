@@ -1,12 +1,16 @@
-"""MAP@3, bootstrap intervals, recall@k and gold-in-context."""
+"""MAP@3 (on letters and on score arrays), bootstrap intervals, recall@k, gold-in-context."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from pipeline.answering.blend import predictions
 from pipeline.metrics import (
+    answer_indices,
+    answer_ranks,
     average_precision_at_3,
+    average_precisions,
     bootstrap_ci,
     estimate,
     gold_in_context,
@@ -15,9 +19,11 @@ from pipeline.metrics import (
     map_at_3,
     map_at_3_estimate,
     map_at_3_scores,
+    precision_at_rank,
     recall_at_k,
     recall_hits,
 )
+from pipeline.questions.csv_format import LETTERS
 
 
 def test_average_precision_at_3_by_rank() -> None:
@@ -48,6 +54,38 @@ def test_map_at_3_hand_computed() -> None:
         map_at_3(predictions, answers[:4])
     with pytest.raises(ValueError):
         map_at_3([], [])
+
+
+def test_precision_at_rank_is_the_one_rule() -> None:
+    assert precision_at_rank([1, 2, 3, 4, 5, 0]) == pytest.approx([1, 0.5, 1 / 3, 0, 0, 0])
+    assert precision_at_rank(2) == 0.5
+
+
+def test_average_precisions_of_scores_hand_computed_ties_by_letter_nan_last() -> None:
+    scores = np.array([[0.1, 0.9, 0.5, 0.7, 0.0],      # B D C A E
+                       [1.0, 1.0, 1.0, 1.0, 1.0],      # all tied: A B C D E
+                       [0.0, 0.0, 2.0, 2.0, 1.0],      # C D E A B
+                       [np.nan, 0.0, -1.0, 0.5, 0.5]])  # D E B C A
+    answers = ["C", "B", "D", "A"]
+    assert answer_ranks(scores, answers).tolist() == [3, 2, 2, 5]
+    assert average_precisions(scores, answers) == pytest.approx([1 / 3, 0.5, 0.5, 0.0])
+    indices = answer_indices(answers)
+    assert indices.tolist() == [2, 1, 3, 0]
+    assert average_precisions(scores, indices) == pytest.approx([1 / 3, 0.5, 0.5, 0.0])
+    with pytest.raises(ValueError, match="answers"):
+        average_precisions(scores, answers[:3])
+    with pytest.raises(ValueError, match="letters"):
+        average_precisions(scores, ["A", "B", "F", None])  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="shape"):
+        average_precisions(scores[:, :4], answers)
+
+
+def test_vectorised_map3_matches_the_metric_on_the_predictions() -> None:
+    rng = np.random.default_rng(5)
+    scores = rng.integers(0, 4, size=(300, 5)).astype(float)
+    answers = [LETTERS[i] for i in rng.integers(0, 5, size=300)]
+    np.testing.assert_array_equal(average_precisions(scores, answers),
+                                  map_at_3_scores(predictions(scores), answers))
 
 
 def test_bootstrap_interval_contains_the_estimate_and_shrinks_with_more_questions() -> None:

@@ -1,0 +1,1 @@
+"""The answering stage: readers, their logits, the blend, the cascade, the score."""

@@ -1,0 +1,250 @@
+"""The confidence cascade: the heavy reader reads only the questions the cheap blend is least
+sure of, within a budget, and joins the blend for those.
+
+Why: the 1.5B causal LM is the strongest reader these machines can run and far too slow to read
+every question on a CPU (about 7 s a question against well under one for all the cheap readers
+together). The 5th-place team's answer: let the cheap blend rank every question and spend the
+heavy reader where the cheap blend is unsure. What that buys depends on how well the cheap blend
+knows when it is wrong, so every step here works on *calibrated* probabilities
+(:meth:`pipeline.answering.blend.FittedBlend.log_probabilities`), and the rule is fitted on the
+blend questions' out-of-fold probabilities, where a question's own answer never shaped its score.
+
+* :func:`fit_rule` picks the uncertainty measure (:data:`MEASURES`: the top-two margin, the
+  entropy, one minus the top probability) that best tells the cheap blend's misses from its hits
+  on the blend questions (ROC AUC of "the top option is wrong").
+* :func:`escalate` takes, per role, the most uncertain questions first, never more than
+  :func:`budget_count` of them.
+* :func:`fit_combination` fits how much the heavy reader's letter log-probabilities count
+  against the cheap blend's on the escalated blend questions (a conditional logit, as the blend
+  itself); :func:`combine` applies it.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+from scipy.special import logsumexp
+
+from pipeline.answering import reading_cache
+from pipeline.answering.blend import answer_indices, fit_logit
+from pipeline.answering.readers import heavy
+from pipeline.answering.reading_list import ReadingList
+from pipeline.models import ResolvedModel
+from pipeline.source_version import source_version
+
+MEASURES = ("margin", "entropy", "top")
+# Below this many escalated blend questions the combination is not fitted: the heavy reader's
+# log-probabilities and the cheap blend's are added as they are (a product of two experts).
+MIN_COMBINATION_QUESTIONS = 12
+PRIOR_COMBINATION = {"cheap": 1.0, "heavy": 1.0}
+COMBINATION_L2 = 0.01
+
+
+def uncertainty(log_probabilities: np.ndarray, measure: str) -> np.ndarray:
+    """Per question, how unsure the blend is (higher: less sure) under ``measure``."""
+    p = np.exp(np.asarray(log_probabilities, dtype=np.float64))
+    top = np.sort(p, axis=1)[:, ::-1]
+    if measure == "margin":
+        return -(top[:, 0] - top[:, 1])
+    if measure == "entropy":
+        return -(p * np.asarray(log_probabilities)).sum(axis=1)
+    if measure == "top":
+        return 1.0 - top[:, 0]
+    raise ValueError(f"unknown uncertainty measure {measure!r}: use one of {MEASURES}")
+
+
+def _auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """ROC AUC of ``scores`` for the boolean ``positive`` (ties count half); 0.5 if undefined."""
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return 0.5
+    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
+    return float(greater / (len(pos) * len(neg)))
+
+
+@dataclass(frozen=True)
+class EscalationRule:
+    """Which uncertainty measure orders the questions, and how each measure did when fitted."""
+
+    measure: str
+    auc: dict[str, float]
+
+    def order(self, log_probabilities: np.ndarray) -> np.ndarray:
+        """Question indices, least sure first (ties: earlier question first)."""
+        return np.argsort(-uncertainty(log_probabilities, self.measure), kind="stable")
+
+
+def fit_rule(oof_log_probabilities: np.ndarray, answers: Sequence[str]) -> EscalationRule:
+    """The measure whose uncertainty best predicts the cheap blend's top-1 misses (ROC AUC) on
+    labelled questions scored out of fold; ties go to the earlier of :data:`MEASURES`."""
+    gold = answer_indices(answers)
+    if len(gold) != len(oof_log_probabilities):
+        raise ValueError(f"{len(oof_log_probabilities)} questions but {len(gold)} answers")
+    wrong = np.argmax(oof_log_probabilities, axis=1) != gold if len(gold) else np.zeros(0, bool)
+    auc = {m: _auc(uncertainty(oof_log_probabilities, m), wrong) for m in MEASURES}
+    best = max(MEASURES, key=lambda m: auc[m] - 1e-9 * MEASURES.index(m))
+    return EscalationRule(best, auc)
+
+
+def budget_count(questions: int, share: float) -> int:
+    """How many of ``questions`` a ``share`` (0 to 1) may escalate: never more than the share."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the escalated share must be between 0 and 1, not {share}")
+    return min(questions, math.floor(share * questions + 1e-9))
+
+
+def escalate(log_probabilities: np.ndarray, rule: EscalationRule, share: float) -> np.ndarray:
+    """Indices of the questions to escalate: the least sure first, at most the budget."""
+    return rule.order(log_probabilities)[: budget_count(len(log_probabilities), share)]
+
+
+@dataclass(frozen=True)
+class Combination:
+    """Exponents of the two experts on an escalated question: the final log-score is
+    ``cheap * log p_cheap + heavy * log p_heavy``. ``fitted`` says whether they were fitted on
+    escalated blend questions or are the prior (too few of those)."""
+
+    cheap: float
+    heavy: float
+    fitted: bool
+    questions: int
+
+
+def _log_softmax(array: np.ndarray) -> np.ndarray:
+    array = np.asarray(array, dtype=np.float64)
+    return array - logsumexp(array, axis=1, keepdims=True)
+
+
+def fit_combination(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
+                    answers: Sequence[str]) -> Combination:
+    """Weights of the cheap blend and the heavy reader, fitted by a penalised conditional logit
+    on escalated *blend* questions (never on what the result is scored on)."""
+    n = len(answers)
+    if n < MIN_COMBINATION_QUESTIONS:
+        return Combination(PRIOR_COMBINATION["cheap"], PRIOR_COMBINATION["heavy"], False, n)
+    stack = np.stack([_log_softmax(cheap_log_probabilities), _log_softmax(heavy_logits)])
+    cheap, heavy = fit_logit(stack, answer_indices(answers), l2=COMBINATION_L2)
+    if cheap + heavy <= 0:  # neither helps: keep the prior rather than a constant blend
+        return Combination(PRIOR_COMBINATION["cheap"], PRIOR_COMBINATION["heavy"], False, n)
+    return Combination(float(cheap), float(heavy), True, n)
+
+
+def combine(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
+            combination: Combination) -> np.ndarray:
+    """Final log-scores of escalated questions: the two experts weighted, renormalised."""
+    return _log_softmax(combination.cheap * _log_softmax(cheap_log_probabilities)
+                        + combination.heavy * _log_softmax(heavy_logits))
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the escalated questions.
+
+DEFAULT_SHARE = 0.25
+# The code of the heavy readers (prompt, runtime, letter scoring): cached readings made by other
+# code are not reused.
+READER_CODE = source_version("pipeline.answering.readers.heavy")
+
+
+@dataclass(frozen=True)
+class HeavySettings:
+    """How the heavy reader reads, and how long it may take (``max_seconds``: None, no limit)."""
+
+    runtime: str = "auto"
+    context_tokens: int = 128
+    permutations: int = 1
+    threads: int | None = None
+    device: str = "auto"
+    max_seconds: float | None = None
+
+    def cache_settings(self, runtime: str) -> dict[str, Any]:
+        """What a reading depends on besides the weights and the question: not the threads or
+        the device, which change the speed, not the answer."""
+        return {"runtime": runtime, "context_tokens": self.context_tokens,
+                "permutations": self.permutations, "code": READER_CODE}
+
+
+class HeavyReading:
+    """Reads escalated questions with the heavy reader, per question cached, within the time
+    budget. The model is loaded only when some question is not in the cache."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, settings: HeavySettings,
+                 model: ResolvedModel | None, log: Callable[[str], None] = print) -> None:
+        self.db, self.settings, self.model, self.log = db, settings, model, log
+        self.reader: heavy.LetterReader | None = None
+        self.read_now = self.reused = self.over_time = 0
+        self.seconds: list[float] = []
+
+    def read(self, lists: Mapping[str, ReadingList], chosen: Mapping[str, Sequence[str]]
+             ) -> dict[tuple[str, str], np.ndarray]:
+        """Logits of the ``chosen`` question ids of each role (least sure first), taken in
+        turns across roles so that a time budget shortens every role alike."""
+        if not any(chosen.values()):
+            return {}
+        if self.model is None:
+            raise ValueError("questions are escalated but no heavy model is configured")
+        runtime = heavy.choose_runtime(self.model, self.settings.runtime, self.settings.device)
+        key = reading_cache.reader_key(self.model.weights_sha256,
+                                       self.settings.cache_settings(runtime))
+        items = {}
+        for role, ids in chosen.items():
+            listed = dict(zip((qid for _, qid in lists[role].keys), lists[role].pairs(),
+                              strict=True))
+            items[role] = [(qid, *listed[qid]) for qid in ids]
+        item_keys = {(role, qid): reading_cache.item_key(question, text)
+                     for role, entries in items.items() for qid, question, text in entries}
+        cached = reading_cache.lookup(self.db, key, sorted(set(item_keys.values())))
+        out: dict[tuple[str, str], np.ndarray] = {}
+        started = time.perf_counter()
+        turns = max(len(entries) for entries in items.values())
+        total = sum(len(entries) for entries in items.values())
+        for position in range(turns):
+            for role, entries in items.items():
+                if position >= len(entries):
+                    continue
+                qid, question, text = entries[position]
+                item = item_keys[(role, qid)]
+                if item in cached:
+                    out[(role, qid)] = cached[item]
+                    self.reused += 1
+                    continue
+                limit = self.settings.max_seconds
+                if limit is not None and time.perf_counter() - started >= limit:
+                    self.over_time += 1
+                    continue
+                reader = self._reader(runtime)
+                began = time.perf_counter()
+                scores = np.asarray(reader.score(question, text), dtype=np.float64)
+                spent = time.perf_counter() - began
+                reading_cache.store(self.db, key, item, scores, spent)
+                cached[item] = out[(role, qid)] = scores
+                self.read_now += 1
+                self.seconds.append(spent)
+                if self.read_now % 10 == 0:
+                    self.log(f"heavy reader: {self.read_now + self.reused} of {total} escalated "
+                             f"questions, {np.median(self.seconds):.1f} s a question")
+        return out
+
+    def _reader(self, runtime: str) -> heavy.LetterReader:
+        if self.reader is None:
+            assert self.model is not None
+            self.log(f"loading the heavy reader {self.model.reference} on {runtime}")
+            self.reader = heavy.load(self.model, runtime,  # type: ignore[arg-type]
+                                     context_tokens=self.settings.context_tokens,
+                                     permutations=self.settings.permutations,
+                                     threads=self.settings.threads, device=self.settings.device)
+        return self.reader
+
+    def metadata(self) -> dict[str, Any]:
+        """Counts of the work done (read now, reused from the cache, left out by the time
+        budget) and the median seconds a question."""
+        return {"heavy_read": self.read_now, "heavy_reused": self.reused,
+                "heavy_over_time_budget": self.over_time,
+                "heavy_seconds_per_question": round(float(np.median(self.seconds)), 2)
+                if self.seconds else None}

@@ -1,0 +1,175 @@
+"""The heavy reader on llama.cpp: a GGUF causal LM scores the answer letter, still quantised.
+
+Why llama.cpp: the strongest reader these machines can run is Qwen2.5-Coder-1.5B-Instruct, whose
+official weights are a Q4_K_M GGUF. transformers dequantises such a file to float32 (about 6 GB,
+90 s to load, 13.9 s a question on two cores); llama.cpp memory-maps it (1 s, 1.2 GB) and runs
+the 4-bit kernels directly, about twice as fast for the same answers (``../shared/MODELS.md`` has
+the measurements). Dynamic int8 quantisation under torch was faster still but ruined the answers.
+
+The method is the answer-letter approach of :mod:`pipeline.answering.readers.causal_lm`: one
+prompt in the model's own chat template (context, question, options labelled A to E), an
+assistant turn that begins ``Answer:``, and one forward pass whose next-token logits of ``" A"``
+.. ``" E"`` score the five options. The model still puts most of its mass on the space-prefixed
+letters after ``Answer:``, so those are the tokens read. The log-softmax over the five letters
+is returned, so scores are on one scale from question to question (the cascade's blend relies
+on that).
+
+Consecutive prompts share their beginning (the system prompt and the context header), and with
+``permutations`` > 1 every rotation of one question shares the context and the question too:
+the key/value cache of the longest common prefix with the previous prompt is kept and only the
+rest is evaluated.
+
+``logits_all`` stays off (it would allocate ``n_ctx`` x vocabulary floats); the last position's
+logits are read with ``llama_get_logits_ith(ctx, -1)``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.answering.readers.causal_lm import SYSTEM, CausalLMScores, rotation, user_message
+from pipeline.models import ResolvedModel
+from pipeline.questions.csv_format import LETTERS, Question
+
+N_OPTIONS = len(LETTERS)
+DEFAULT_CONTEXT_TOKENS = 128
+ANSWER_CUE = "Answer:"
+
+
+def available() -> bool:
+    """Whether the llama.cpp binding is installed (``make`` builds it for this CPU)."""
+    try:
+        import llama_cpp  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_threads() -> int:
+    """The cores this process may use: llama.cpp's prompt processing scales with them."""
+    return max(1, len(os.sched_getaffinity(0)))
+
+
+def gguf_path(model: ResolvedModel | str | Path) -> Path:
+    """The GGUF file of a resolved model, or a path given directly."""
+    if isinstance(model, ResolvedModel):
+        if not model.file:
+            raise ValueError(f"{model.reference} is not a GGUF model ({model.path}); llama.cpp "
+                             "reads GGUF files only: use the transformers runtime")
+        return model.path / model.file
+    return Path(model)
+
+
+class LlamaCppReader:
+    """Answer-letter scorer on a GGUF model through llama.cpp (see the module docstring)."""
+
+    def __init__(self, model: ResolvedModel | str | Path, *,
+                 context_tokens: int = DEFAULT_CONTEXT_TOKENS, permutations: int = 1,
+                 threads: int | None = None, n_ctx: int = 2048) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if not 1 <= permutations <= N_OPTIONS:
+            raise ValueError(f"permutations must be 1..{N_OPTIONS}, not {permutations}")
+        if context_tokens < 0:
+            raise ValueError("context_tokens must be >= 0")
+        path = gguf_path(model)
+        self.context_tokens = context_tokens
+        self.permutations = permutations
+        self.threads = threads or default_threads()
+        self.llm = Llama(str(path), n_ctx=n_ctx, n_batch=512, n_threads=self.threads,
+                         n_threads_batch=self.threads, logits_all=False, verbose=False)
+        template = self.llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ValueError(f"{path.name} has no chat template; the letter prompt needs an "
+                             "instruct model")
+        self.formatter = Jinja2ChatFormatter(template, eos_token=self._token_text(
+            self.llm.token_eos()), bos_token=self._token_text(self.llm.token_bos()))
+        self.bos_text = self._token_text(self.llm.token_bos())
+        self.letter_ids = [self._single_token(f" {letter}") for letter in LETTERS]
+        self.tokens_evaluated = 0
+
+    def _token_text(self, token: int) -> str:
+        return self.llm._model.token_get_text(token) if token >= 0 else ""
+
+    def _single_token(self, text: str) -> int:
+        ids = self.llm.tokenize(text.encode(), add_bos=False, special=False)
+        if len(ids) != 1:
+            raise ValueError(f"{text!r} is not one token for this model ({ids}); the "
+                             "answer-letter approach needs single-token letters")
+        return ids[0]
+
+    def cut_context(self, context: str, tokens: int | None = None) -> str:
+        """The context cut to its first ``tokens`` tokens (the best passages come first)."""
+        budget = self.context_tokens if tokens is None else tokens
+        ids = self.llm.tokenize(context.strip().encode(), add_bos=False, special=False)
+        if len(ids) <= budget:
+            return context.strip()
+        return self.llm.detokenize(ids[:budget]).decode("utf-8", errors="ignore").strip()
+
+    def prompt_tokens(self, question: Question, context: str,
+                      options: Sequence[str] | None = None) -> list[int]:
+        """The token ids of one prompt, ending where the answer letter is due."""
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": user_message(
+                        question.prompt, options or question.options, context)}]
+        text = self.formatter(messages=messages).prompt + ANSWER_CUE
+        add_bos = self.llm._model.add_bos_token() and not (
+            self.bos_text and text.startswith(self.bos_text))
+        return self.llm.tokenize(text.encode(), add_bos=add_bos, special=True)
+
+    def _letter_log_softmax(self, tokens: list[int]) -> np.ndarray:
+        """Evaluate ``tokens``, reusing the cached common prefix; the letters' log-softmax."""
+        from llama_cpp import llama_get_logits_ith
+
+        if len(tokens) >= self.llm.n_ctx():
+            raise ValueError(f"a prompt of {len(tokens)} tokens exceeds the model's context "
+                             f"window ({self.llm.n_ctx()})")
+        cached = self.llm.input_ids[: self.llm.n_tokens]
+        common = 0
+        for a, b in zip(cached, tokens, strict=False):
+            if a != b:
+                break
+            common += 1
+        common = min(common, len(tokens) - 1)  # the last token must be evaluated for logits
+        self.llm.n_tokens = common
+        self.llm.eval(tokens[common:])
+        self.tokens_evaluated += len(tokens) - common
+        row = llama_get_logits_ith(self.llm.ctx, -1)
+        letters = np.array([row[i] for i in self.letter_ids], dtype=np.float64)
+        return letters - np.logaddexp.reduce(letters)
+
+    def score(self, question: Question, context: str) -> np.ndarray:
+        """Five scores, options A to E: the mean over rotations of the letters' log-softmax."""
+        text = self.cut_context(context)
+        total = np.zeros(N_OPTIONS)
+        for shift in range(self.permutations):
+            shown = rotation(question.options, shift)
+            tokens = self.prompt_tokens(question, text, shown)
+            if len(tokens) >= self.llm.n_ctx():
+                # Very long options: give the context fewer tokens rather than fail.
+                over = len(tokens) - self.llm.n_ctx() + 1
+                text = self.cut_context(text, max(0, self.context_tokens - over))
+                tokens = self.prompt_tokens(question, text, shown)
+            slot_scores = self._letter_log_softmax(tokens)
+            for slot in range(N_OPTIONS):
+                total[(slot + shift) % N_OPTIONS] += slot_scores[slot]
+        return total / self.permutations
+
+    def score_many(self, items: Sequence[tuple[Question, str]],
+                   progress: Callable[[int, int], None] | None = None) -> CausalLMScores:
+        """Scores of ``(question, context)`` pairs, with the seconds spent per question."""
+        start = time.perf_counter()
+        rows = []
+        for done, (question, context) in enumerate(items, 1):
+            rows.append(self.score(question, context))
+            if progress:
+                progress(done, len(items))
+        seconds = time.perf_counter() - start
+        logits = np.stack(rows) if rows else np.zeros((0, N_OPTIONS))
+        return CausalLMScores(logits, seconds / max(len(items), 1))

@@ -1,0 +1,67 @@
+"""A reader's logits cached per question: text, context, weights and settings, nothing else.
+
+Every reader's work is kept at the grain users change things: a question whose prompt, options
+and context are unchanged, read by the same code and weights (by sha256) with the same
+settings, is never read again, whichever run, role, ranking or file it comes from. Growing the
+cascade's share from 25 % to 50 % reads only the new quarter; a new test file reads only its
+new questions; a context two rankings agree on is read once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from pipeline.questions.csv_format import LETTERS, Question
+
+DDL = f"""CREATE TABLE IF NOT EXISTS reading_cache (
+    reader_key VARCHAR, item_key VARCHAR, {', '.join(f'{x} DOUBLE' for x in LETTERS)},
+    seconds DOUBLE, PRIMARY KEY (reader_key, item_key))"""
+
+
+def reader_key(weights_sha256: str, settings: dict[str, Any]) -> str:
+    """What a reader's logits depend on besides the question: its weights and its settings."""
+    payload = json.dumps({"weights": weights_sha256, **settings}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def item_key(question: Question, context: str) -> str:
+    """A question's content and its context (not its id, role or file)."""
+    payload = json.dumps([question.prompt, list(question.options), context])
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def lookup(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
+           ) -> dict[str, np.ndarray]:
+    """Cached logits of ``items`` (item keys) under ``reader`` (a reader key)."""
+    db.execute(DDL)
+    if not items:
+        return {}
+    rows = db.execute(
+        f"SELECT item_key, {', '.join(LETTERS)} FROM reading_cache WHERE reader_key = ? "
+        "AND item_key IN (SELECT unnest(?))", [reader, list(items)]).fetchall()
+    return {r[0]: np.array(r[1:], dtype=np.float64) for r in rows}
+
+
+def store(db: duckdb.DuckDBPyConnection, reader: str, item: str, logits: np.ndarray,
+          seconds: float) -> None:
+    """Remember one question's logits (written at once, so an interrupted run keeps them)."""
+    db.execute(DDL)
+    db.execute(f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?)",
+               [reader, item, *map(float, logits), float(seconds)])
+
+
+def store_many(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str],
+               logits: np.ndarray) -> None:
+    """Remember the logits (n, 5) of many items at once (a cheap reader's batch)."""
+    db.execute(DDL)
+    if not len(items):
+        return
+    db.executemany(f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?)",
+                   [[reader, item, *map(float, row), None]
+                    for item, row in zip(items, logits, strict=True)])

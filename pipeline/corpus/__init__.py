@@ -1,0 +1,1 @@
+"""The corpus stage: dump shards read, articles and sentence-aligned chunks kept in DuckDB."""

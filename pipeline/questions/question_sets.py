@@ -1,0 +1,115 @@
+"""The question sets of a run: which files are read, and what each question is for.
+
+A run answers its *test* questions, scores itself on labelled *validation* questions, and
+learns from a cleaned pool of labelled questions split into *blend* (to fit the blend of the
+readers) and *train* (to fine-tune a reader); see :mod:`pipeline.questions.training_pool`. The
+whole test file stays out of training, answered or not, and so does every validation question.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from pipeline.questions.csv_format import (
+    Question,
+    QuestionFileError,
+    read_questions,
+    split_questions,
+)
+from pipeline.questions.question_table import VERSION_COLUMNS, write_questions
+from pipeline.questions.training_pool import read_pool
+from pipeline.steps import Markdown, StepError, Work
+from pipeline.tables import content_version, markdown_preview
+
+
+@dataclass(frozen=True)
+class QuestionSets:
+    """Where a run's questions come from and how many of each role it keeps."""
+
+    test_path: str
+    validation_path: str
+    train_paths: list[str]
+    test_allow_empty_options: bool = True
+    test_limit: int | None = None
+    validation_split: bool = True
+    blend_size: int = 150
+    train_size: int | None = 300
+    limit: int | None = None
+
+    def file_contents(self) -> dict[str, Any]:
+        """The sha256 of every question file named: a file replaced at the same path (how
+        Kaggle hands out its test set) must be read again. They are small; hashing them costs
+        milliseconds."""
+        paths = [self.test_path, self.validation_path, *self.train_paths]
+        return {"files": {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
+                          if Path(path).is_file() else None for path in paths}}
+
+
+def _read(path: str, allow_empty_options: bool = False) -> list[Question]:
+    try:
+        return read_questions(path, allow_empty_options=allow_empty_options)
+    except (QuestionFileError, OSError) as exc:
+        raise StepError(f"cannot read questions: {exc}") from exc
+
+
+def _limited(size: int | None, limit: int | None) -> int | None:
+    if limit is None:
+        return size
+    return limit if size is None else min(size, limit)
+
+
+def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
+          log: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> Work:
+    """Read and validate every file, split the roles, and replace the ``questions`` table."""
+    test = _read(sets.test_path, sets.test_allow_empty_options)
+    validation = _read(sets.validation_path)
+    if sets.validation_split:
+        validation = split_questions(validation)["validation"]
+    held_out = [*test, *validation]
+    answered = test[: _limited(sets.test_limit, sets.limit)]
+    if len(answered) < len(test):
+        warn(f"answering {len(answered)} of the {len(test)} questions of {sets.test_path} "
+             f"(test_limit {sets.test_limit}, limit {sets.limit}): a submission needs every "
+             "one; set test_limit: null")
+    left_out, test = len(test) - len(answered), answered
+    validation = validation[: sets.limit]
+    try:
+        pool = read_pool(sets.train_paths, held_out,
+                         blend_size=_limited(sets.blend_size, sets.limit),
+                         train_size=_limited(sets.train_size, sets.limit))
+    except (QuestionFileError, OSError) as exc:
+        raise StepError(f"cannot read training questions: {exc}") from exc
+    write_questions(db, [("test", test), ("validation", validation), ("blend", pool.blend),
+                         ("train", pool.train)])
+    log(f"{len(test)} test, {len(validation)} validation, {len(pool.blend)} blend and "
+        f"{len(pool.train)} train questions; cleaning dropped {dict(pool.dropped)}")
+    return Work(stored_version(db), {
+        "test_path": sets.test_path, "validation_path": sets.validation_path,
+        "test_questions_left_out": left_out, "pool_questions_read": pool.read,
+        "pool_dropped": dict(pool.dropped), "pool_dropped_examples": pool.examples})
+
+
+def stored_version(db: duckdb.DuckDBPyConnection) -> str:
+    return content_version(db, "questions", VERSION_COLUMNS)
+
+
+def describe(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    counts = dict(db.execute("SELECT role, count(*) FROM questions GROUP BY role").fetchall())
+    by_set = db.execute("SELECT role, source, count(*), count(gold_title) FROM questions "
+                        "GROUP BY role, source ORDER BY role, source").fetchall()
+    table = ["| role | question set | questions | with a recorded source passage |",
+             "|---|---|---|---|"] + [f"| {r} | {s} | {n} | {g} |" for r, s, n, g in by_set]
+    return {
+        "row_count": sum(counts.values()),
+        **{f"{role}_questions": counts.get(role, 0)
+           for role in ("test", "validation", "blend", "train")},
+        "questions_by_role_and_set": Markdown("\n".join(table)),
+        "preview": Markdown(markdown_preview(
+            db, "SELECT role, id, prompt, A, answer FROM questions ORDER BY role, row LIMIT 5")),
+    }

@@ -1,0 +1,118 @@
+"""Labelled questions to learn from: cleaned, kept apart from what is scored, and split in two.
+
+The readers that learn (the multiple-choice encoder) and the blend that weighs the readers need
+labelled questions of their own, and neither may ever see the questions it is scored on. The
+pool is read from the configured training files (by default the train side of the stem_1k
+split, extra_500 and generated_6k) and cleaned:
+
+* a row with a fault (an empty option, an answer outside A-E, a duplicate id, a short or blank
+  row) is dropped, with its file, line and reason, where a test or validation file would fail;
+* a question asked twice (the same prompt and options, however spaced or cased, in one file or
+  across files) is kept once;
+* a question whose prompt is also a test or validation prompt is dropped: the public sets
+  overlap, and a question trained on must not be scored.
+
+The clean pool is then ordered by a keyed hash of each question's set and id (a fixed, random-
+looking order that survives reordering or extending a file) and cut into two roles:
+
+``blend``
+    the first ``blend_size``: the readers score them and the blend is fitted on their logits.
+    A reader's logits on its own training questions would be overconfident, so these are never
+    trained on.
+``train``
+    the next ``train_size``: the multiple-choice reader is fine-tuned on them.
+
+Ids are unique only within a file, so pooled questions get ``{set}:{id}`` ids.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from pipeline.questions.csv_format import Problem, Question, scan_questions, split_questions
+
+POOL_KEY = b"science-exam/training-pool/v1"
+MAX_EXAMPLES = 5
+
+
+@dataclass
+class TrainingPool:
+    """The blend and train questions, and what cleaning dropped (counts and a few examples)."""
+
+    blend: list[Question]
+    train: list[Question]
+    read: int = 0
+    dropped: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, example: str) -> None:
+        self.dropped[reason] += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(example)
+
+
+def normalised(text: str) -> str:
+    """Lower case, single spaces, no surrounding punctuation: what makes two texts 'the same'."""
+    return re.sub(r"\s+", " ", text).strip(" .?!").lower()
+
+
+def fault_kind(message: str) -> str:
+    """A row fault without its particulars ("answer 'F' is not..." -> "answer … is not..."),
+    so that faults of one kind are counted together."""
+    return re.sub(r"'[^']*'|\b\d+\b", "…", re.sub(r"\s*\(.*\)", "", message)).strip()
+
+
+def question_key(question: Question) -> tuple[str, ...]:
+    return (normalised(question.prompt), *(normalised(o) for o in question.options))
+
+
+def pool_order(question: Question) -> bytes:
+    return hashlib.blake2b(f"{question.source}\0{question.id}".encode(), digest_size=8,
+                           key=POOL_KEY).digest()
+
+
+def read_pool(paths: Sequence[str], scored: Iterable[Question], *, blend_size: int,
+              train_size: int | None) -> TrainingPool:
+    """Clean the labelled files at ``paths`` and cut them into blend and train questions.
+
+    ``scored`` are the test and validation questions, whose prompts must not be learnt from.
+    A stem_1k file contributes only the train side of its fixed split (the other side is the
+    validation set). ``train_size`` None keeps every remaining question for training.
+    """
+    pool = TrainingPool(blend=[], train=[])
+    held_out = {normalised(q.prompt) for q in scored}
+    seen: set[tuple[str, ...]] = set()
+    kept: list[Question] = []
+    for path in paths:
+        questions, problems = scan_questions(path)
+        faulty: dict[int, list[Problem]] = {}
+        for problem in problems:
+            faulty.setdefault(problem.line, []).append(problem)
+        for row_problems in faulty.values():
+            pool.drop(fault_kind(row_problems[0].message),
+                      "; ".join(p.describe(path) for p in row_problems))
+        if questions and questions[0].source == "stem_1k":
+            questions = split_questions(questions)["train"]
+        pool.read += len(questions) + len(faulty)
+        for question in questions:
+            where = f"{path}, data row {question.row + 1}"
+            if question.answer is None:
+                pool.drop("no answer column", f"{where}: the file has no answer column")
+                continue
+            key = question_key(question)
+            if key[0] in held_out:
+                pool.drop("a test or validation question", f"{where}: its prompt is scored")
+            elif key in seen:
+                pool.drop("duplicate question", f"{where}: asked before")
+            else:
+                seen.add(key)
+                kept.append(replace(question, id=f"{question.source}:{question.id}"))
+    kept.sort(key=pool_order)
+    pool.blend = kept[:blend_size]
+    rest = kept[blend_size:]
+    pool.train = rest if train_size is None else rest[:train_size]
+    return pool

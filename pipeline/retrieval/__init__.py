@@ -1,0 +1,1 @@
+"""The retrieval stage: lexical index, dense embeddings and candidate passages per question."""

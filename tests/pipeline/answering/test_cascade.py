@@ -1,0 +1,153 @@
+"""The confidence cascade: who escalates, within what budget, how the heavy reader joins, and
+that its readings are cached per question."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+
+from pipeline.answering.cascade import (
+    MEASURES,
+    MIN_COMBINATION_QUESTIONS,
+    EscalationRule,
+    HeavyReading,
+    HeavySettings,
+    budget_count,
+    combine,
+    escalate,
+    fit_combination,
+    fit_rule,
+    uncertainty,
+)
+from pipeline.answering.reading_list import ReadingList
+from pipeline.questions.csv_format import LETTERS, Question
+
+
+def log_probs(rows: list[list[float]]) -> np.ndarray:
+    p = np.asarray(rows, dtype=np.float64)
+    return np.log(p / p.sum(axis=1, keepdims=True))
+
+
+def test_escalate_takes_exactly_the_least_sure_questions_within_the_budget() -> None:
+    # Margins between the top two: 0.5, 0.05, 0.3, 0.0, 0.2, 0.1
+    cheap = log_probs([[0.7, 0.2, 0.05, 0.03, 0.02], [0.35, 0.3, 0.2, 0.1, 0.05],
+                       [0.5, 0.2, 0.1, 0.1, 0.1], [0.3, 0.3, 0.2, 0.1, 0.1],
+                       [0.4, 0.2, 0.2, 0.1, 0.1], [0.3, 0.2, 0.2, 0.2, 0.1]])
+    rule = EscalationRule("margin", {})
+    assert escalate(cheap, rule, 0.5).tolist() == [3, 1, 5]
+    assert escalate(cheap, rule, 0.34).tolist() == [3, 1]  # floor(0.34 * 6) = 2
+    assert escalate(cheap, rule, 0.0).tolist() == []
+    assert escalate(cheap, rule, 1.0).tolist() == [3, 1, 5, 4, 2, 0]
+
+
+@pytest.mark.parametrize("share", [0.0, 0.01, 0.1, 0.25, 1 / 3, 0.5, 0.99, 1.0])
+def test_the_budget_is_never_exceeded(share: float) -> None:
+    rng = np.random.default_rng(0)
+    for n in range(0, 60):
+        cheap = np.log(rng.dirichlet(np.ones(5), size=n)).reshape(n, 5)
+        chosen = escalate(cheap, EscalationRule("entropy", {}), share)
+        assert len(chosen) == budget_count(n, share) <= share * n + 1e-9
+        assert len(set(chosen.tolist())) == len(chosen)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        budget_count(10, 1.5)
+
+
+def test_the_rule_picks_the_measure_that_tells_misses_from_hits() -> None:
+    """The blend's misses here are two-way toss-ups (a small top-two margin, yet a high top
+    probability and a low entropy); its hits have a clear lead over a flat field. Only the
+    margin separates them, and the rule must find that on these questions."""
+    rows, answers = [], []
+    for i in range(40):
+        wrong = i % 2 == 0
+        rows.append([0.5, 0.45, 0.03, 0.01, 0.01] if wrong else [0.4, 0.15, 0.15, 0.15, 0.15])
+        answers.append("B" if wrong else "A")
+    rule = fit_rule(log_probs(rows), answers)
+    assert rule.measure == "margin" and set(rule.auc) == set(MEASURES)
+    assert rule.auc["margin"] == 1.0 and rule.auc["top"] == 0.0 and rule.auc["entropy"] == 0.0
+
+
+def test_uncertainty_measures_order_a_sure_question_before_an_unsure_one() -> None:
+    cheap = log_probs([[0.96, 0.01, 0.01, 0.01, 0.01], [0.2, 0.2, 0.2, 0.2, 0.2]])
+    for measure in MEASURES:
+        sure, unsure = uncertainty(cheap, measure)
+        assert unsure > sure
+
+
+def test_a_reliable_heavy_reader_gets_the_larger_weight_once_there_is_enough_to_fit() -> None:
+    rng = np.random.default_rng(3)
+    n = 60
+    gold = rng.integers(0, 5, size=n)
+    cheap = np.log(rng.dirichlet(np.ones(5), size=n))
+    heavy = rng.normal(size=(n, 5))
+    heavy[np.arange(n), gold] += 3.0
+    answers = [LETTERS[g] for g in gold]
+    fitted = fit_combination(cheap, heavy, answers)
+    assert fitted.fitted and fitted.heavy > fitted.cheap
+    few = fit_combination(cheap[:5], heavy[:5], answers[:5])
+    assert not few.fitted and few.questions == 5 < MIN_COMBINATION_QUESTIONS
+    combined = combine(cheap, heavy, fitted)
+    np.testing.assert_allclose(np.exp(combined).sum(axis=1), 1.0)
+    assert (combined.argmax(axis=1) == gold).mean() > (cheap.argmax(axis=1) == gold).mean()
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading with the real (small) GGUF model through llama.cpp, counted per question.
+
+
+def _questions(n: int) -> ReadingList:
+    questions = [Question(f"q{i}", f"Which number is {i}?",
+                          tuple(str(i + k) for k in range(5)), "A", "handmade", i)
+                 for i in range(n)]
+    return ReadingList([("validation", q.id) for q in questions], questions,
+                       [f"The number is {q.id[1:]}." for q in questions])
+
+
+class CountingReading(HeavyReading):
+    """A HeavyReading whose real reader is wrapped to count the questions it actually reads."""
+
+    calls = 0
+
+    def _reader(self, runtime):
+        fresh = self.reader is None
+        reader = super()._reader(runtime)
+        if not fresh:
+            return reader
+        score = reader.score
+
+        def counted(question, context):
+            CountingReading.calls += 1
+            return score(question, context)
+
+        reader.score = counted
+        return reader
+
+
+def test_readings_are_cached_per_question_and_the_time_budget_is_kept(smollm) -> None:
+    db = duckdb.connect()
+    listed = _questions(6)
+    settings = HeavySettings(context_tokens=32)
+    CountingReading.calls = 0
+    first = CountingReading(db, settings, smollm, log=lambda _: None)
+    got = first.read({"validation": listed}, {"validation": ["q0", "q1", "q2"]})
+    assert CountingReading.calls == 3
+    assert sorted(got) == [("validation", f"q{i}") for i in range(3)]
+    assert all(v.shape == (5,) and np.isfinite(v).all() for v in got.values())
+
+    # Growing the escalated set by two reads two; the three already read come from the cache.
+    again = CountingReading(db, settings, smollm, log=lambda _: None)
+    more = again.read({"validation": listed}, {"validation": ["q0", "q1", "q2", "q3", "q4"]})
+    assert CountingReading.calls == 5 and len(more) == 5
+    np.testing.assert_array_equal(more[("validation", "q1")], got[("validation", "q1")])
+
+    # Another prompt setting is another reading: nothing is reused across settings.
+    other = CountingReading(db, HeavySettings(context_tokens=16), smollm, log=lambda _: None)
+    other.read({"validation": listed}, {"validation": ["q0"]})
+    assert CountingReading.calls == 6
+
+    # With no time left nothing new is read, and what is left out is counted, not faked.
+    broke = CountingReading(db, HeavySettings(context_tokens=32, max_seconds=0.0), smollm,
+                            log=lambda _: None)
+    partial = broke.read({"validation": listed}, {"validation": ["q5", "q0"]})
+    assert CountingReading.calls == 6 and list(partial) == [("validation", "q0")]
+    assert broke.metadata()["heavy_over_time_budget"] == 1

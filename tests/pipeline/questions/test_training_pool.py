@@ -1,0 +1,64 @@
+"""The training pool: cleaning, keeping scored questions out, and the fixed blend/train cut."""
+
+from pathlib import Path
+
+from pipeline.questions.csv_format import Question, read_questions
+from pipeline.questions.training_pool import fault_kind, read_pool
+
+HEADER = "id,prompt,A,B,C,D,E,answer\n"
+
+
+def write(path: Path, rows: list[str]) -> str:
+    path.write_text(HEADER + "".join(row + "\n" for row in rows))
+    return str(path)
+
+
+def question(i: int) -> str:
+    return f"{i},What is fact number {i}?,one,two,three,four,five,{'ABCDE'[i % 5]}"
+
+
+def test_bad_rows_duplicates_and_scored_prompts_are_dropped_and_counted(tmp_path: Path) -> None:
+    first = write(tmp_path / "first.csv", [question(i) for i in range(10)] + [
+        "10,An empty option?,one,,three,four,five,A",
+        "11,A bad answer?,one,two,three,four,five,F",
+        "3,What is fact number 3?,one,two,three,four,five,D"])  # a repeated id
+    second = write(tmp_path / "second.csv", [
+        "0,  what is FACT number 1 ?,one,two,three,four,five,B",   # same question, respaced
+        "1,What is the scored question?,one,two,three,four,five,A",
+        "2,A new question?,one,two,three,four,five,C"])
+    scored = [Question("v", "What is the scored question", ("a", "b", "c", "d", "e"), "A",
+                       "validation", 0)]
+    pool = read_pool([first, second], scored, blend_size=4, train_size=None)
+    assert pool.dropped == {"empty option B": 1, "answer … is not one of A, B, C, D, E": 1,
+                            "duplicate id …": 1, "duplicate question": 1,
+                            "a test or validation question": 1}
+    assert pool.read == 16
+    kept = pool.blend + pool.train
+    assert len(pool.blend) == 4 and len(kept) == 11
+    assert len({q.id for q in kept}) == 11, "ids are unique across files"
+    assert {q.id for q in kept} >= {"first:0", "second:2"}
+    assert any("first.csv, line 12" in example for example in pool.examples)
+
+
+def test_the_cut_is_fixed_however_the_file_is_ordered(tmp_path: Path) -> None:
+    rows = [question(i) for i in range(40)]
+    forward = read_pool([write(tmp_path / "pool.csv", rows)], [], blend_size=10, train_size=5)
+    backward = read_pool([write(tmp_path / "pool.csv", rows[::-1])], [], blend_size=10,
+                         train_size=5)
+    assert [q.id for q in forward.blend] == [q.id for q in backward.blend]
+    assert [q.id for q in forward.train] == [q.id for q in backward.train]
+    assert len(forward.train) == 5
+    assert not {q.id for q in forward.blend} & {q.id for q in forward.train}
+
+
+def test_of_stem_1k_only_the_train_side_is_pooled() -> None:
+    stem = "data/questions/stem_1k.csv"
+    pool = read_pool([stem], [], blend_size=0, train_size=None)
+    validation_ids = {f"stem_1k:{q.id}" for q in read_questions(stem)} - {
+        q.id for q in pool.train}
+    assert len(pool.train) == 774 and len(validation_ids) == 225
+
+
+def test_fault_kind_drops_particulars() -> None:
+    assert fault_kind("duplicate id '7' (first at data row 2)") == "duplicate id …"
+    assert fault_kind("has 5 fields, the header has 8") == "has … fields, the header has …"

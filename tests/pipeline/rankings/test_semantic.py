@@ -1,0 +1,39 @@
+"""The two-stage semantic ranking with a real embedder."""
+
+import duckdb
+
+from pipeline.models import resolve
+from pipeline.questions.csv_format import read_questions
+from pipeline.rankings.semantic import VectorCache, rank_all
+from pipeline.retrieval.candidates import find_candidates, read_candidates
+from pipeline.retrieval.embeddings import Embedder
+from pipeline.retrieval.search.embedded import TantivyIndex
+from pipeline.retrieval.search.sync import sync_index
+from tests.conftest import FIXTURES
+
+
+def test_semantic_ranking_puts_the_source_first_and_embeds_each_text_once(
+        tiny_warehouse: duckdb.DuckDBPyConnection, tmp_path) -> None:
+    asked = [("test", q) for q in read_questions(FIXTURES / "retrieval" / "test.csv")]
+    with TantivyIndex(tmp_path / "index") as index:
+        sync_index(tiny_warehouse, index)
+        find_candidates(tiny_warehouse, index.search_many, asked, hits_per_query=10,
+                        max_passages=8, max_chunks_per_passage=1)
+    candidates = read_candidates(tiny_warehouse)
+    embedder = Embedder(resolve("sentence-transformers/all-MiniLM-L6-v2", log=lambda _: None))
+    prompt = VectorCache(tiny_warehouse, embedder, lambda _: None)
+    option = VectorCache(tiny_warehouse, embedder, lambda _: None)
+    ranked = rank_all(asked, candidates, prompt, option, rerank_top=3)
+
+    assert ranked[("test", "t1")][0].passage.title == "ABC islands"
+    assert ranked[("test", "t2")][0].passage.title == "Aaron Copland"
+    for key, order in ranked.items():
+        assert sorted(r.passage.passage_id for r in order) == sorted(
+            p.passage_id for p in candidates[key]), "a ranking reorders, never drops"
+        scores = [r.score for r in order]
+        assert scores == sorted(scores, reverse=True)
+    assert prompt.computed > 0
+
+    again = VectorCache(tiny_warehouse, embedder, lambda _: None)
+    rank_all(asked, candidates, again, again, rerank_top=3)
+    assert again.computed == 0, "every chunk and question text came from the cache"
