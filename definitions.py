@@ -24,18 +24,31 @@ from assets import answering, corpus, questions, rankings, retrieval
 from pipeline.paths import PROJECT_ROOT, work_dir
 
 
-def lexical_search() -> resources.LexicalSearch:
-    """The embedded index unless ``SEARCH_BACKEND=elasticsearch``; cluster settings and
-    credentials come from the environment (``EnvVar``), so no secret is in any config."""
-    if os.environ.get("SEARCH_BACKEND", "embedded") != "elasticsearch":
-        return resources.LexicalSearch()
+def cluster() -> dict[str, object]:
+    """The Elasticsearch cluster's settings and credentials, from the environment (``EnvVar``
+    for the secrets, so no secret is in any config, log or metadata)."""
     secrets = {field: EnvVar(name) for field, name in (
         ("api_key", "ELASTICSEARCH_API_KEY"), ("username", "ELASTICSEARCH_USERNAME"),
         ("password", "ELASTICSEARCH_PASSWORD")) if name in os.environ}
+    return {"backend": "elasticsearch",
+            "url": os.environ.get("ELASTICSEARCH_URL", "http://localhost:9200"),
+            "ca_certs": os.environ.get("ELASTICSEARCH_CA_CERTS"), **secrets}
+
+
+def lexical_search() -> resources.LexicalSearch:
+    """The embedded index unless ``SEARCH_BACKEND=elasticsearch``."""
+    if os.environ.get("SEARCH_BACKEND", "embedded") != "elasticsearch":
+        return resources.LexicalSearch()
     return resources.LexicalSearch(
-        backend="elasticsearch", url=os.environ.get("ELASTICSEARCH_URL", "http://localhost:9200"),
-        index=os.environ.get("ELASTICSEARCH_INDEX", "wiki_chunks"),
-        ca_certs=os.environ.get("ELASTICSEARCH_CA_CERTS"), **secrets)
+        index=os.environ.get("ELASTICSEARCH_INDEX", "wiki_chunks"), **cluster())
+
+
+def vector_search() -> resources.VectorSearch:
+    """Exact search in the warehouse unless ``VECTOR_BACKEND=elasticsearch`` (kNN over a
+    dense_vector field of the same cluster)."""
+    if os.environ.get("VECTOR_BACKEND", "duckdb") != "elasticsearch":
+        return resources.VectorSearch()
+    return resources.VectorSearch(**cluster())
 
 
 corpus_job = define_asset_job(
@@ -69,6 +82,7 @@ defs = Definitions(
     resources={
         "warehouse": resources.Warehouse(database=str(work_dir() / "warehouse.duckdb")),
         "lexical_search": lexical_search(),
+        "vector_search": vector_search(),
         "models": resources.ModelStore(),
         "context_budget": resources.ContextBudget(),
         "embedders": resources.SentenceEmbedders(),

@@ -15,7 +15,7 @@ from assets.incremental import code_version, run_step, step_basis
 from assets.questions import questions
 from pipeline.retrieval import candidates, retrieval_steps
 from pipeline.retrieval.search import sync
-from resources import LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
+from resources import LexicalSearch, ModelStore, SentenceEmbedders, VectorSearch, Warehouse
 
 CODE_VERSION = code_version(__name__)
 
@@ -44,22 +44,38 @@ def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse
             state=lambda: retrieval_steps.index_state(lexical_search.open, where))
 
 
+class EmbeddingsConfig(Config):
+    whole_corpus: bool = Field(
+        default=True, description="Embed every chunk (dense retrieval needs it). False is the "
+        "large-corpus configuration: only the candidates of each question are embedded, by the "
+        "semantic ranking; set candidate_passages.dense_k to 0 with it.")
+
+
 @asset(group_name="retrieval", deps=[wiki_chunks], kinds={"duckdb", "pytorch"},
        code_version=CODE_VERSION)
-def chunk_embeddings(context: AssetExecutionContext, warehouse: Warehouse,
-                     embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
+def chunk_embeddings(context: AssetExecutionContext, config: EmbeddingsConfig,
+                     warehouse: Warehouse, embedders: SentenceEmbedders, models: ModelStore,
+                     vector_search: VectorSearch) -> MaterializeResult:
     """A vector of every chunk under the prompt embedder, for dense retrieval and the semantic
-    ranking. Only chunk texts with no vector for that model yet are embedded."""
+    ranking; only chunk texts with no vector for that model yet are embedded. With
+    `VectorSearch(backend="elasticsearch")` they are written to a cluster's kNN index too. Off
+    for a large corpus (`whole_corpus: false`): the semantic ranking embeds candidates alone."""
     model = embedders.resolve("prompt", models, context.log.info)
     key = embedders.key(model)
+
+    def vectors():  # the cluster's vector index, when dense retrieval searches one
+        on_cluster = vector_search.backend == "elasticsearch" and config.whole_corpus
+        return vector_search.elasticsearch(key) if on_cluster else None
+
     with warehouse.get_connection() as db:
         return run_step(
-            context, db, None,
+            context, db, config,
             compute=lambda: retrieval_steps.embed_chunks(db, embedders.load(model),
-                                                         context.log.info),
+                                                         context.log.info, vectors())
+            if config.whole_corpus else retrieval_steps.skip_whole_corpus(db, key),
             describe=lambda: {**model.metadata(),
                               **retrieval_steps.describe_embeddings(db, key)},
-            state={"model_key": key})
+            state=lambda: {"model_key": key, **retrieval_steps.vector_state(vectors())})
 
 
 class CandidateConfig(Config):
@@ -77,12 +93,14 @@ class CandidateConfig(Config):
        kinds={"duckdb"}, code_version=CODE_VERSION)
 def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                        warehouse: Warehouse, lexical_search: LexicalSearch,
-                       embedders: SentenceEmbedders, models: ModelStore) -> MaterializeResult:
+                       embedders: SentenceEmbedders, models: ModelStore,
+                       vector_search: VectorSearch) -> MaterializeResult:
     """Per question: lexical hits of every prompt and option sentence (the 4th-place recipe),
     plus the chunks nearest the whole question, merged into passages of neighbouring chunks.
     Kept per question: only questions new or changed since the last run are retrieved."""
     model = embedders.resolve("prompt", models, context.log.info) if config.dense_k else None
-    state = {"dense_model": embedders.key(model) if model else None}
+    state = {"dense_model": embedders.key(model) if model else None,
+             "dense_search": vector_search.describe() if model else None}
     basis = step_basis(context, config, state)
     with warehouse.get_connection() as db:
         return run_step(
@@ -92,7 +110,8 @@ def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                 max_passages=config.max_passages,
                 max_chunks_per_passage=config.max_chunks_per_passage, dense_k=config.dense_k,
                 dense_embedder=(lambda: embedders.load(model)) if model else None,
-                log=context.log.info),
+                vector_index=vector_search.elasticsearch
+                if vector_search.backend == "elasticsearch" else None, log=context.log.info),
             describe=lambda: retrieval_steps.describe_candidates(db), state=state,
             stored=lambda: retrieval_steps.candidates_version(db))
 

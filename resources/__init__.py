@@ -4,8 +4,8 @@ from resources.contexts import ContextBudget
 from resources.embedders import SentenceEmbedders
 from resources.models import ModelStore
 from resources.readers import ReaderSettings
-from resources.search import LexicalSearch
+from resources.search import LexicalSearch, VectorSearch
 from resources.warehouse import Warehouse
 
 __all__ = ["ContextBudget", "LexicalSearch", "ModelStore", "ReaderSettings", "SentenceEmbedders",
-           "Warehouse"]
+           "VectorSearch", "Warehouse"]

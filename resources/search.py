@@ -11,6 +11,7 @@ from pydantic import Field
 from pipeline.paths import work_dir
 from pipeline.retrieval.search.base import LexicalIndex
 from pipeline.retrieval.search.elastic import ElasticsearchIndex
+from pipeline.retrieval.search.elastic_vectors import ElasticsearchVectors, index_name
 from pipeline.retrieval.search.embedded import TantivyIndex
 
 
@@ -52,3 +53,36 @@ class LexicalSearch(ConfigurableResource):
         if self.backend == "embedded":
             return f"tantivy at {self.path}"
         return f"elasticsearch {self.index} at {re.sub(r'//[^/@]*@', '//', self.url)}"
+
+
+class VectorSearch(ConfigurableResource):
+    """Where dense retrieval searches the chunk vectors.
+
+    ``duckdb`` (the default): exact search over the vectors in the warehouse, held in memory;
+    right for the sample and a GPU machine. ``elasticsearch``: kNN over a ``dense_vector``
+    field in a cluster, one index per embedder (``{index_prefix}-{model}``), written by the
+    ``chunk_embeddings`` step; credentials as for the lexical index, through ``EnvVar``.
+    """
+
+    backend: Literal["duckdb", "elasticsearch"] = Field(
+        default="duckdb", description="duckdb (exact, in memory) or elasticsearch (kNN)")
+    url: str = Field(default="http://localhost:9200", description="Elasticsearch URL.")
+    index_prefix: str = Field(default="wiki_chunk_vectors",
+                              description="Prefix of the per-embedder vector indices.")
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = None
+    num_candidates: int = Field(default=100, description="kNN candidates per shard.")
+
+    def elasticsearch(self, model_key: str) -> ElasticsearchVectors:
+        return ElasticsearchVectors(
+            self.url, index_name(self.index_prefix, model_key), api_key=self.api_key,
+            username=self.username, password=self.password, ca_certs=self.ca_certs,
+            num_candidates=self.num_candidates)
+
+    def describe(self) -> str:
+        """Where the vectors are searched, without credentials: safe for logs and metadata."""
+        if self.backend == "duckdb":
+            return "exact search in the warehouse"
+        return f"elasticsearch {self.index_prefix}-* at {re.sub(r'//[^/@]*@', '//', self.url)}"

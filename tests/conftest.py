@@ -13,8 +13,24 @@ from pipeline.corpus.article_table import sync_articles
 from pipeline.corpus.chunk_table import sync_chunks
 from pipeline.corpus.dumps import discover_shards
 from pipeline.paths import SAMPLE_DUMP
+from tests.elasticsearch_server import ElasticsearchTarget, noida_binary, start_noida
 
 FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def elasticsearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchTarget]:
+    target = ElasticsearchTarget.from_environment()
+    if target is not None:
+        yield target
+        return
+    if noida_binary() is None:
+        pytest.skip("ELASTICSEARCH_URL is unset and noida-db is not installed")
+    server = start_noida(tmp_path_factory.mktemp("noida"))
+    try:
+        yield ElasticsearchTarget(server.url)
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
+import numpy as np
 
 from pipeline.questions import work_keys
 from pipeline.questions.csv_format import Question
@@ -17,16 +18,25 @@ from pipeline.questions.question_table import read_question_table
 from pipeline.rankings import context_table
 from pipeline.rankings.orders import question_text
 from pipeline.rankings.semantic import VectorCache
+from pipeline.retrieval import embeddings
 from pipeline.retrieval.candidates import VERSION_COLUMNS as CANDIDATE_COLUMNS
 from pipeline.retrieval.candidates import find_candidates
 from pipeline.retrieval.dense import DenseIndex
 from pipeline.retrieval.embeddings import Embedder, embed_table_missing
 from pipeline.retrieval.search.base import LexicalIndex, LexicalIndexError
+from pipeline.retrieval.search.elastic_vectors import ElasticsearchVectors, sync_vectors
 from pipeline.retrieval.search.sync import sync_index
 from pipeline.steps import Markdown, StepError, Work
 from pipeline.tables import content_version, markdown_preview, row_count
 
 OpenIndex = Callable[[], AbstractContextManager[LexicalIndex]]
+
+
+class VectorIndex(Protocol):
+    """Dense search over chunk vectors: exact in the warehouse (:class:`DenseIndex`) or kNN in
+    Elasticsearch (:class:`ElasticsearchVectors`), with cosine similarities either way."""
+
+    def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]: ...
 
 
 def index_state(open_index: OpenIndex, where: str) -> dict[str, Any]:
@@ -68,20 +78,57 @@ def describe_index(db: duckdb.DuckDBPyConnection, where: str) -> dict[str, Any]:
 
 
 def embed_chunks(db: duckdb.DuckDBPyConnection, embedder: Embedder,
-                 log: Callable[[str], None] = print) -> Work:
-    """A vector of every chunk text that has none under ``embedder`` yet."""
+                 log: Callable[[str], None] = print,
+                 vectors: ElasticsearchVectors | None = None) -> Work:
+    """A vector of every chunk text that has none under ``embedder`` yet; with ``vectors``,
+    the cluster's vector index brought in line too (new and changed chunks written, gone ones
+    deleted)."""
     report = embed_table_missing(db, embedder, log=log)
     log(f"{embedder.key}: {report.computed} chunks embedded, {report.already_present} already "
         "had vectors")
     version = content_version(db, "(SELECT DISTINCT content_hash FROM wiki_chunks)",
                               "content_hash")
-    return Work(f"{embedder.key}|{version}", {
+    synced: dict[str, Any] = {}
+    if vectors is not None:
+        with vectors:
+            synced = {"vector_index": vectors.name, **sync_vectors(db, vectors, embedder.key)}
+        log(f"{vectors.name}: {synced['vectors_written']} vectors written, "
+            f"{synced['vectors_deleted']} deleted")
+    return Work(f"{embedder.key}|{version}" + (f"|{vectors.name}" if vectors else ""), {
         "dimension": embedder.dimension, "chunks_embedded": report.computed,
         "chunks_already_embedded": report.already_present,
-        "chunks_per_second": round(report.texts_per_second, 1)})
+        "chunks_per_second": round(report.texts_per_second, 1), **synced})
+
+
+def vector_state(vectors: ElasticsearchVectors | None) -> dict[str, Any]:
+    """Which vector index serves dense retrieval and how many vectors it holds: an index
+    deleted on the cluster is written again although nothing upstream changed."""
+    if vectors is None:
+        return {"vectors": "warehouse"}
+    with vectors:
+        return {"vectors": vectors.name, "held": vectors.count() if vectors.exists() else None}
+
+
+def skip_whole_corpus(db: duckdb.DuckDBPyConnection, model_key: str) -> Work:
+    """The large-corpus configuration: no vector of the whole corpus. The semantic ranking
+    embeds only each question's candidates (through the embedding cache), at about a second
+    per 40 chunks on a CPU instead of tens of days for full Wikipedia."""
+    version = content_version(db, "(SELECT DISTINCT content_hash FROM wiki_chunks)",
+                              "content_hash")
+    return Work(f"{model_key}|candidates only|{version}",
+                {"whole_corpus": False, "chunks_embedded": 0})
+
+
+def chunks_without_vectors(db: duckdb.DuckDBPyConnection, model_key: str) -> int:
+    """Distinct chunk texts with no vector under ``model_key``."""
+    embeddings.ensure_schema(db)
+    return db.execute("SELECT count(*) FROM (SELECT DISTINCT content_hash FROM wiki_chunks) c "
+                      "ANTI JOIN text_embeddings e ON e.content_hash = c.content_hash "
+                      "AND e.model_key = ?", [model_key]).fetchone()[0]
 
 
 def describe_embeddings(db: duckdb.DuckDBPyConnection, model_key: str) -> dict[str, Any]:
+    embeddings.ensure_schema(db)
     vectors = db.execute("SELECT count(*) FROM text_embeddings WHERE model_key = ? AND "
                          "content_hash IN (SELECT content_hash FROM wiki_chunks)",
                          [model_key]).fetchone()[0]
@@ -91,6 +138,7 @@ def describe_embeddings(db: duckdb.DuckDBPyConnection, model_key: str) -> dict[s
 def retrieve(db: duckdb.DuckDBPyConnection, open_index: OpenIndex, basis: str, *,
              hits_per_query: int, max_passages: int, max_chunks_per_passage: int,
              dense_k: int, dense_embedder: Callable[[], Embedder] | None,
+             vector_index: Callable[[str], VectorIndex] | None = None,
              log: Callable[[str], None] = print) -> Work:
     """Candidate passages of the questions whose rows ``basis`` (what every question's rows
     depend on alike) no longer matches; the others keep theirs."""
@@ -101,7 +149,16 @@ def retrieve(db: duckdb.DuckDBPyConnection, open_index: OpenIndex, basis: str, *
     dense_search = None
     if dense_k and asked and dense_embedder is not None:
         embedder = dense_embedder()
-        dense, texts = DenseIndex(db, embedder.key), VectorCache(db, embedder, log)
+        if missing := chunks_without_vectors(db, embedder.key):
+            # An exact search over part of the corpus would miss chunks without saying so.
+            raise StepError(
+                f"dense retrieval (candidate_passages.dense_k: {dense_k}) searches every "
+                f"chunk's vector, and {missing} chunk texts have none under {embedder.key}: "
+                "set chunk_embeddings.whole_corpus: true, or dense_k: 0 (the large-corpus "
+                "configuration, config/large_corpus.yaml)")
+        dense = DenseIndex(db, embedder.key) if vector_index is None else vector_index(
+            embedder.key)
+        texts = VectorCache(db, embedder, log)
 
         def dense_search(batch: Sequence[Question]) -> list[list[tuple[str, float]]]:
             return dense.search(texts.texts([question_text(q) for q in batch]), dense_k)

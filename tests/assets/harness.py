@@ -26,6 +26,7 @@ from resources import (
     ModelStore,
     ReaderSettings,
     SentenceEmbedders,
+    VectorSearch,
     Warehouse,
 )
 from tests.conftest import FIXTURES
@@ -58,6 +59,7 @@ class Pipeline:
     def resources(self) -> dict[str, Any]:
         return {"warehouse": Warehouse(database=str(self.database)),
                 "lexical_search": LexicalSearch(path=str(self.root / "index")),
+                "vector_search": VectorSearch(),
                 "models": ModelStore(store=str(self.root / "models")),
                 "context_budget": ContextBudget(tokens=128),
                 "embedders": SentenceEmbedders(option_model=MINILM),

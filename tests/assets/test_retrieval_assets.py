@@ -1,19 +1,36 @@
 """Retrieval assets on a tiny corpus: index, candidates, rankings and what re-runs recompute."""
 
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pytest
-from dagster import DagsterInstance, RunConfig, materialize
+from dagster import DagsterInstance, Failure, RunConfig, materialize
 
 from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.questions import QuestionsConfig, questions
 from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic, rankings_checks
-from assets.retrieval import candidate_passages, chunk_embeddings, lexical_index, retrieval_checks
-from resources import ContextBudget, LexicalSearch, ModelStore, SentenceEmbedders, Warehouse
+from assets.retrieval import (
+    CandidateConfig,
+    EmbeddingsConfig,
+    candidate_passages,
+    chunk_embeddings,
+    lexical_index,
+    retrieval_checks,
+)
+from pipeline.retrieval.embeddings import Embedder
+from resources import (
+    ContextBudget,
+    LexicalSearch,
+    ModelStore,
+    SentenceEmbedders,
+    VectorSearch,
+    Warehouse,
+)
 from tests.conftest import FIXTURES
+from tests.elasticsearch_server import ElasticsearchTarget
 
 ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
           candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic]
@@ -29,18 +46,23 @@ class Pipeline:
         shutil.copy(FIXTURES / "tiny-00000.json.gz", self.dump)
         self.database = root / "warehouse.duckdb"
         self.index = root / "index"
+        self.vector_search = VectorSearch()
 
-    def run(self, tokens: int = 128) -> dict[str, dict[str, Any]]:
+    def run(self, tokens: int = 128, whole_corpus: bool = True,
+            dense_k: int = 10) -> dict[str, dict[str, Any]]:
         result = materialize(
             [*ASSETS, *retrieval_checks, *rankings_checks], instance=self.instance,
             resources={"warehouse": Warehouse(database=str(self.database)),
                        "lexical_search": LexicalSearch(path=str(self.index)),
+                       "vector_search": self.vector_search,
                        "models": ModelStore(store=str(self.root / "models")),
                        "context_budget": ContextBudget(tokens=tokens),
                        # MiniLM on both sides keeps the test fast; MPNet is the default.
                        "embedders": SentenceEmbedders(option_model=MINILM)},
             run_config=RunConfig({
                 "dump_files": DumpConfig(location=str(self.dump)),
+                "chunk_embeddings": EmbeddingsConfig(whole_corpus=whole_corpus),
+                "candidate_passages": CandidateConfig(dense_k=dense_k),
                 "questions": QuestionsConfig(
                     test_path=str(FIXTURES / "retrieval" / "test.csv"),
                     validation_path=str(FIXTURES / "retrieval" / "validation.csv"),
@@ -50,6 +72,10 @@ class Pipeline:
             k: v.value for k, v in
             result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
             for asset in ASSETS}
+
+    def query(self, sql: str) -> list[tuple]:
+        with duckdb.connect(str(self.database), read_only=True) as db:
+            return db.execute(sql).fetchall()
 
     def distinct_chunk_texts(self) -> int:
         with duckdb.connect(str(self.database), read_only=True) as db:
@@ -123,3 +149,59 @@ def test_a_new_shard_indexes_and_embeds_only_its_chunks(pipeline: Pipeline) -> N
     # More than half the chunks are new: building a fresh index beats updating in place.
     assert after["lexical_index"]["rebuilt"] is True
     assert after["lexical_index"]["chunks_indexed"] == after["wiki_chunks"]["dagster/row_count"]
+
+
+def test_the_large_corpus_configuration_embeds_only_candidates(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With chunk_embeddings.whole_corpus off and no dense retrieval, the only chunks ever
+    embedded are candidates of some question (counted at the embedder)."""
+    embedded: list[str] = []
+    original = Embedder.encode
+
+    def counted(self, texts):
+        embedded.extend(texts)
+        return original(self, texts)
+
+    monkeypatch.setattr(Embedder, "encode", counted)
+    with DagsterInstance.ephemeral() as instance:
+        built = Pipeline(tmp_path, instance)
+        first = built.run(whole_corpus=False, dense_k=0)
+        chunks = {text for (text,) in built.query("SELECT text FROM wiki_chunks")}
+        candidates = {text for (text,) in built.query("SELECT text FROM candidate_passages")}
+    assert first["chunk_embeddings"]["chunks_embedded"] == 0
+    embedded_chunks = set(embedded) & chunks
+    assert embedded_chunks, "the semantic ranking embedded no candidate"
+    assert embedded_chunks <= candidates, "a chunk that is no candidate was embedded"
+    assert len(embedded_chunks) < len(chunks), "the whole corpus was embedded"
+    assert all(check.passed for check in built.checks)
+
+
+def test_dense_retrieval_over_a_partly_embedded_corpus_fails_clearly(tmp_path: Path) -> None:
+    with DagsterInstance.ephemeral() as instance:
+        built = Pipeline(tmp_path, instance)
+        with pytest.raises(Failure, match=r"chunk_embeddings\.whole_corpus: true, or dense_k: 0"):
+            built.run(whole_corpus=False, dense_k=10)
+
+
+def test_dense_retrieval_on_an_elasticsearch_knn_index_finds_the_exact_search_candidates(
+        tmp_path: Path, elasticsearch: ElasticsearchTarget) -> None:
+    """The same run with the vectors in the warehouse and in a cluster's kNN index: every
+    chunk's vector is written there, and the questions get the same candidates."""
+    prefix = f"test-vectors-{uuid.uuid4().hex[:8]}"
+    candidates = {}
+    with DagsterInstance.ephemeral() as instance:
+        for backend in ("duckdb", "elasticsearch"):
+            (tmp_path / backend).mkdir()
+            built = Pipeline(tmp_path / backend, instance)
+            built.vector_search = VectorSearch(backend=backend, url=elasticsearch.url,
+                                               index_prefix=prefix, **elasticsearch.options)
+            first = built.run()
+            candidates[backend] = built.query(
+                "SELECT role, question_id, passage_id FROM candidate_passages ORDER BY ALL")
+        chunks = first["wiki_chunks"]["dagster/row_count"]
+        assert first["chunk_embeddings"]["vectors_written"] == chunks
+        assert first["chunk_embeddings"]["vectors_held"] == chunks
+        assert built.run()["chunk_embeddings"]["up_to_date"]
+    with built.vector_search.elasticsearch("") as index:  # its client, to clean up
+        index.client.indices.delete(index=first["chunk_embeddings"]["vector_index"])
+    assert candidates["elasticsearch"] == candidates["duckdb"]

@@ -1,9 +1,7 @@
-"""Fixtures of the pipeline tests: an Elasticsearch to test against, and a small warehouse.
+"""Fixtures of the pipeline tests: a fresh Elasticsearch index name, and a small warehouse.
 
-The Elasticsearch tests run against ``ELASTICSEARCH_URL`` when it is set (credentials from
-``ELASTICSEARCH_API_KEY`` or ``ELASTICSEARCH_USERNAME``/``ELASTICSEARCH_PASSWORD``, CA file from
-``ELASTICSEARCH_CA_CERTS``); otherwise against a noida-db server started for the session on a
-free loopback port, with its data in a temporary folder.
+The Elasticsearch server itself is tests/conftest.py's ``elasticsearch`` fixture: the cluster
+``ELASTICSEARCH_URL`` names, or a noida-db server started for the session on loopback.
 """
 
 from __future__ import annotations
@@ -14,24 +12,9 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from tests.elasticsearch_server import ElasticsearchTarget, noida_binary, start_noida
+from tests.elasticsearch_server import ElasticsearchTarget
 
 SMALL_CORPUS = 300
-
-
-@pytest.fixture(scope="session")
-def elasticsearch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ElasticsearchTarget]:
-    target = ElasticsearchTarget.from_environment()
-    if target is not None:
-        yield target
-        return
-    if noida_binary() is None:
-        pytest.skip("ELASTICSEARCH_URL is unset and noida-db is not installed")
-    server = start_noida(tmp_path_factory.mktemp("noida"))
-    try:
-        yield ElasticsearchTarget(server.url)
-    finally:
-        server.stop()
 
 
 @pytest.fixture

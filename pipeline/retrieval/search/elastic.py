@@ -57,6 +57,31 @@ from pipeline.retrieval.search.elastic_mapping import (
 log = logging.getLogger(__name__)
 
 
+def connect(url: str, *, api_key: str | tuple[str, str] | None = None,
+            username: str | None = None, password: str | None = None,
+            ca_certs: str | PathLike[str] | None = None, request_timeout: float = 30.0,
+            max_retries: int = 3) -> tuple[Elasticsearch, str]:
+    """A client of the cluster at ``url`` and the URL without credentials (for messages).
+
+    Authentication: ``api_key`` (the encoded key, or an ``(id, key)`` pair), or ``username``
+    and ``password``, or ``https://user:password@host`` in the URL; ``ca_certs`` (https only)
+    is the CA file that signed the server's certificate. Requests are retried ``max_retries``
+    times on connection errors and timeouts.
+    """
+    clean, url_auth = split_credentials(url)
+    if username is None and url_auth is not None:
+        username, password = url_auth
+    options: dict[str, Any] = {}
+    if api_key is not None:
+        options["api_key"] = api_key
+    elif username is not None:
+        options["basic_auth"] = (username, password or "")
+    if ca_certs is not None and clean.startswith("https:"):
+        options["ca_certs"] = str(ca_certs)
+    return Elasticsearch(clean, request_timeout=request_timeout, max_retries=max_retries,
+                         retry_on_timeout=True, **options), clean
+
+
 class ElasticsearchIndex(LexicalIndex):
     """Chunks in Elasticsearch at ``url``, served through the alias ``name``.
 
@@ -79,9 +104,9 @@ class ElasticsearchIndex(LexicalIndex):
                  replicas: int = 0) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", name):
             raise ValueError(f"{name!r} is not a valid index name (lowercase, digits, _ . -)")
-        self.url, url_auth = split_credentials(url)
-        if username is None and url_auth is not None:
-            username, password = url_auth
+        self.client, self.url = connect(url, api_key=api_key, username=username,
+                                        password=password, ca_certs=ca_certs,
+                                        request_timeout=request_timeout, max_retries=max_retries)
         self._name = name
         self.request_timeout = request_timeout
         self.bulk_timeout = bulk_timeout
@@ -92,15 +117,6 @@ class ElasticsearchIndex(LexicalIndex):
         self.msearch_size = msearch_size
         self.shards = shards
         self.replicas = replicas
-        options: dict[str, Any] = {}
-        if api_key is not None:
-            options["api_key"] = api_key
-        elif username is not None:
-            options["basic_auth"] = (username, password or "")
-        if ca_certs is not None and self.url.startswith("https:"):
-            options["ca_certs"] = str(ca_certs)
-        self.client = Elasticsearch(self.url, request_timeout=request_timeout,
-                                    max_retries=max_retries, retry_on_timeout=True, **options)
         self._checked: str | None = None  # the concrete index whose mapping was checked
 
     def __repr__(self) -> str:
