@@ -12,7 +12,7 @@ from pydantic import Field
 from assets.checks import table_checks
 from assets.incremental import as_metadata, code_version, report_failure, run_step
 from pipeline.corpus import article_table, chunk_table, dump_table
-from pipeline.paths import SAMPLE_DUMP
+from pipeline.paths import SAMPLE_DUMP, work_dir
 from resources import Warehouse
 
 CODE_VERSION = code_version(__name__)
@@ -38,6 +38,9 @@ class ArticlesConfig(Config):
         default=False, description="Leave a corrupt shard out (keeping its earlier rows) and "
         "materialise the rest, instead of failing the step with nothing changed.")
     batch_size: int = Field(default=5000, description="Documents written to DuckDB per batch.")
+    parse_workers: int = Field(
+        default=1, ge=1, description="Processes parsing shards at once (DuckDB has one "
+        "writer; parsing is what parallelises). More than one pays off on a many-shard dump.")
 
 
 class ChunkConfig(Config):
@@ -67,8 +70,10 @@ def wiki_articles(context: AssetExecutionContext, config: ArticlesConfig,
                   warehouse: Warehouse) -> MaterializeResult:
     """Namespace-0 articles of every shard; where shards disagree, the higher version wins.
 
-    Only new or changed shards are read; a removed shard's rows go. A corrupt shard fails the
-    step with nothing changed (or, with `skip_corrupt_shards`, is left out and reported).
+    Only new or changed shards are read, each committed as soon as it is parsed, so a retry
+    reads only the shards still missing; a removed shard's rows go. A corrupt shard keeps its
+    earlier rows and fails the step once the others are in (with `skip_corrupt_shards` it is
+    only reported); the `shards` table says which shards are in, rejected or not read.
     """
     with warehouse.get_connection() as db:
         return run_step(
@@ -76,6 +81,7 @@ def wiki_articles(context: AssetExecutionContext, config: ArticlesConfig,
             compute=lambda: article_table.build(
                 db, max_faults=config.max_faults_per_shard,
                 skip_corrupt_shards=config.skip_corrupt_shards, batch_size=config.batch_size,
+                workers=config.parse_workers, staging_dir=work_dir() / "staging",
                 log=context.log.info),
             describe=lambda: article_table.describe(db))
 
@@ -93,4 +99,5 @@ def wiki_chunks(context: AssetExecutionContext, config: ChunkConfig,
             describe=lambda: chunk_table.describe(db))
 
 
-corpus_checks = table_checks(wiki_chunks, chunk_table.CHECKS)
+corpus_checks = [*table_checks(wiki_articles, article_table.CHECKS),
+                 *table_checks(wiki_chunks, chunk_table.CHECKS)]

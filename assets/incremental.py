@@ -61,7 +61,7 @@ STATE_DDL = """CREATE TABLE IF NOT EXISTS asset_state (
 
 # Config fields that choose where or how fast a step runs, never what it computes: moving a
 # step from the CPU to a GPU, or giving it more threads, must not recompute it.
-RUNTIME_FIELDS = frozenset({"device", "threads"})
+RUNTIME_FIELDS = frozenset({"device", "threads", "parse_workers"})
 # The modules that define assets. An asset module imports its upstream asset modules only to
 # name the edges of the graph; their code reaches it through their outputs' data versions.
 ASSET_MODULES = frozenset({"assets.corpus", "assets.questions", "assets.retrieval",

@@ -8,29 +8,35 @@ Tables:
   winner promotes the next best version without reading any dump again.
 - ``ingested_shards``: which shard (and which fingerprint of it) each row set came from.
 
-A sync reads only new or changed shards, streaming each into an on-disk staging table in
-batches, and then commits every change in one transaction: a shard that fails to parse leaves
-the tables exactly as they were.
+A sync reads only new or changed shards, parsing each (in worker processes when asked) into a
+Parquet file in batches, and commits each shard in a transaction of its own as soon as it is
+parsed: a sync that stops half-way keeps the shards it finished, a shard that fails to parse
+leaves its earlier rows as they were, and the next sync reads only what is still missing.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from pipeline.corpus.dump_table import read_manifest
 from pipeline.corpus.dumps import Article, Shard, ShardError, ShardReport, read_shard
 from pipeline.source_version import source_version
 from pipeline.steps import Markdown, StepError, Work
 from pipeline.tables import (
+    Check,
     Column,
-    append,
     content_version,
     markdown_preview,
     row_count,
@@ -72,6 +78,8 @@ def ensure_schema(db: duckdb.DuckDBPyConnection) -> None:
     db.execute("""CREATE TABLE IF NOT EXISTS ingested_shards (
         shard VARCHAR, fingerprint VARCHAR, path VARCHAR, documents BIGINT, articles BIGINT,
         faults JSON, ingested_at TIMESTAMPTZ)""")
+    db.execute("""CREATE TABLE IF NOT EXISTS rejected_shards (
+        shard VARCHAR, fingerprint VARCHAR, error VARCHAR, rejected_at TIMESTAMPTZ)""")
 
 
 @dataclass
@@ -112,70 +120,126 @@ def sync_articles(
     max_faults: int = 100,
     skip_corrupt_shards: bool = False,
     batch_size: int = 5000,
+    workers: int = 1,
+    staging_dir: Path | None = None,
     log: Callable[[str], None] = print,
 ) -> ArticleSync:
     """Bring the article tables in line with ``shards``, reading only what changed.
 
     A shard is re-read when its fingerprint or ``parser_version`` differs from the one it was
-    ingested with. A corrupt shard raises :class:`ShardError` before anything is committed,
-    unless ``skip_corrupt_shards``: then it is left out (its earlier rows, if any, stay) and
-    reported in ``shards_rejected``.
+    ingested with. Each shard is parsed into a Parquet file in ``staging_dir`` (by ``workers``
+    processes at once when more than one: DuckDB has one writer, parsing is what parallelises)
+    and committed alone as soon as it is parsed, so a run that stops half-way keeps the shards
+    it finished, and the next reads only the rest. A corrupt shard keeps its earlier rows, if
+    any; the others are committed, and then :class:`ShardError` names the corrupt ones, unless
+    ``skip_corrupt_shards``: then they are only reported in ``shards_rejected``.
     """
     started = time.perf_counter()
     ensure_schema(db)
     ingested = dict(db.execute("SELECT shard, fingerprint FROM ingested_shards").fetchall())
     sync = ArticleSync()
-    wanted = {s.name for s in shards}
-    sync.shards_removed = sorted(set(ingested) - wanted)
-
-    db.execute("DROP TABLE IF EXISTS staging_articles")
-    db.execute(f"CREATE TABLE staging_articles ({COLUMNS_DDL})")
-    try:
-        staged: list[tuple[Shard, ShardReport]] = []
-        for shard in shards:
-            fingerprint = f"{shard.fingerprint}:{parser_version}"
-            if ingested.get(shard.name) == fingerprint:
-                sync.shards_unchanged.append(shard.name)
+    sync.shards_removed = sorted(set(ingested) - {s.name for s in shards})
+    pending = []
+    for shard in shards:
+        if ingested.get(shard.name) == f"{shard.fingerprint}:{parser_version}":
+            sync.shards_unchanged.append(shard.name)
+        else:
+            pending.append(shard)
+    if sync.shards_removed:
+        _commit_shards(db, [], sync.shards_removed, parser_version)
+    if staging_dir is not None:
+        staging_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="shards-", dir=staging_dir) as folder:
+        for done, (shard, outcome) in enumerate(
+                _parsed(pending, Path(folder), max_faults, batch_size, workers), start=1):
+            if isinstance(outcome, ShardError):
+                sync.shards_rejected[shard.name] = str(outcome)
+                with transaction(db):
+                    db.execute("DELETE FROM rejected_shards WHERE shard = ?", [shard.name])
+                    db.execute("INSERT INTO rejected_shards VALUES (?, ?, ?, now())",
+                               [shard.name, shard.fingerprint, str(outcome)])
+                log(f"[{done}/{len(pending)}] rejected shard {shard.name}: {outcome}")
                 continue
-            report = ShardReport(shard.name)
+            path, report = outcome
             sync.reports.append(report)
             try:
-                _stage(db, shard, report, max_faults, batch_size)
-            except ShardError as exc:
-                db.execute("DELETE FROM staging_articles WHERE shard = ?", [shard.name])
-                sync.shards_rejected[shard.name] = str(exc)
-                log(f"rejected shard {shard.name}: {exc}")
-                continue
-            log(f"read {shard.name}: {report.articles} articles of {report.documents} documents"
-                f", {report.faults.total()} skipped for faults")
+                _commit_shards(db, [(shard, report)], [], parser_version, path)
+            finally:
+                path.unlink()
             sync.shards_read.append(shard.name)
-            staged.append((shard, report))
-        if sync.shards_rejected and not skip_corrupt_shards:
-            raise ShardError("rejected, nothing was changed: "
-                             + "\n".join(sync.shards_rejected.values()))
-        if staged or sync.shards_removed:
-            _commit(db, staged, sync.shards_removed, parser_version)
-    finally:
-        db.execute("DROP TABLE IF EXISTS staging_articles")
+            log(f"[{done}/{len(pending)}] read {shard.name}: {report.articles} articles of "
+                f"{report.documents} documents, {report.faults.total()} skipped for faults")
+    sync.shards_read.sort()
     sync.seconds = time.perf_counter() - started
+    if sync.shards_rejected and not skip_corrupt_shards:
+        raise ShardError(
+            f"{len(sync.shards_rejected)} shard(s) rejected, their earlier rows kept; "
+            f"{len(sync.shards_read)} read and committed, which a retry does not read again:\n"
+            + "\n".join(sync.shards_rejected.values()))
     return sync
 
 
-def _stage(db: duckdb.DuckDBPyConnection, shard: Shard, report: ShardReport,
-           max_faults: int, batch_size: int) -> None:
-    """Stream one shard into ``staging_articles`` in batches (bounded memory)."""
-    batch: list[Article] = []
-    for article in read_shard(shard.path, report, max_faults=max_faults):
-        batch.append(article)
-        if len(batch) >= batch_size:
-            _append(db, shard.name, batch)
-            batch = []
-    if batch:
-        _append(db, shard.name, batch)
+Outcome = tuple[Path, ShardReport] | ShardError
 
 
-def _append(db: duckdb.DuckDBPyConnection, shard: str, batch: list[Article]) -> None:
-    columns: dict[str, list[Any]] = {
+def _commit_shards(db: duckdb.DuckDBPyConnection, staged: list[tuple[Shard, ShardReport]],
+                   removed: list[str], parser_version: str, parquet: Path | None = None) -> None:
+    """Commit the shard parsed into ``parquet`` (or only the removals) in one transaction."""
+    db.execute("DROP TABLE IF EXISTS staging_articles")
+    db.execute(f"CREATE TABLE staging_articles ({COLUMNS_DDL})")
+    try:
+        if parquet is not None:
+            db.execute("INSERT INTO staging_articles BY NAME SELECT * FROM read_parquet(?)",
+                       [str(parquet)])
+        _commit(db, staged, removed, parser_version)
+    finally:
+        db.execute("DROP TABLE IF EXISTS staging_articles")
+
+
+def _parsed(shards: list[Shard], folder: Path, max_faults: int, batch_size: int,
+            workers: int) -> Iterator[tuple[Shard, Outcome]]:
+    """Each shard with its Parquet file and report, or the error that rejected it, in the
+    order they finish. One worker parses in this process; more run in fresh processes
+    (spawned, not forked: the caller may hold threads and open files)."""
+    if workers <= 1 or len(shards) <= 1:
+        for shard in shards:
+            yield shard, _outcome(shard, folder, max_faults, batch_size)
+        return
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = {pool.submit(_outcome, shard, folder, max_faults, batch_size): shard
+                   for shard in shards}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+
+
+def _outcome(shard: Shard, folder: Path, max_faults: int, batch_size: int) -> Outcome:
+    try:
+        return _parse(shard, folder, max_faults, batch_size)
+    except ShardError as exc:
+        return exc
+
+
+def _parse(shard: Shard, folder: Path, max_faults: int,
+           batch_size: int) -> tuple[Path, ShardReport]:
+    """Stream one shard into a Parquet file, ``batch_size`` articles at a time (memory stays
+    bounded however large the shard)."""
+    report = ShardReport(shard.name)
+    path = folder / f"{shard.name}.parquet"
+    with pq.ParquetWriter(path, SCHEMA) as writer:
+        batch: list[Article] = []
+        for article in read_shard(shard.path, report, max_faults=max_faults):
+            batch.append(article)
+            if len(batch) >= batch_size:
+                writer.write_table(_table(shard.name, batch))
+                batch = []
+        if batch:
+            writer.write_table(_table(shard.name, batch))
+    return path, report
+
+
+def _table(shard: str, batch: list[Article]) -> pa.Table:
+    return pa.table({
         "page_id": [a.page_id for a in batch],
         "title": [a.title for a in batch],
         "text": [a.text for a in batch],
@@ -188,8 +252,7 @@ def _append(db: duckdb.DuckDBPyConnection, shard: str, batch: list[Article]) -> 
         "shard": [shard] * len(batch),
         "line": [a.line for a in batch],
         "content_hash": [a.content_hash for a in batch],
-    }
-    append(db, "staging_articles", columns, SCHEMA)
+    }, schema=SCHEMA)
 
 
 def _commit(db: duckdb.DuckDBPyConnection, staged: list[tuple[Shard, ShardReport]],
@@ -221,6 +284,7 @@ def _commit(db: duckdb.DuckDBPyConnection, staged: list[tuple[Shard, ShardReport
         db.execute(f"INSERT INTO wiki_articles {ranked} WHERE rank = 1")
         db.execute(f"INSERT INTO superseded_articles {ranked} WHERE rank > 1")
         db.execute("DELETE FROM ingested_shards WHERE shard IN (SELECT shard FROM gone_shards)")
+        db.execute("DELETE FROM rejected_shards WHERE shard IN (SELECT shard FROM gone_shards)")
         for shard, report in staged:
             db.execute(
                 "INSERT INTO ingested_shards VALUES (?, ?, ?, ?, ?, ?, now())",
@@ -231,12 +295,13 @@ def _commit(db: duckdb.DuckDBPyConnection, staged: list[tuple[Shard, ShardReport
 
 
 def build(db: duckdb.DuckDBPyConnection, *, max_faults: int, skip_corrupt_shards: bool,
-          batch_size: int, log: Callable[[str], None] = print) -> Work:
+          batch_size: int, workers: int = 1, staging_dir: Path | None = None,
+          log: Callable[[str], None] = print) -> Work:
     """Synchronise the article tables with the shards listed in ``dump_files``."""
     try:
         sync = sync_articles(db, read_manifest(db), CODE_VERSION, max_faults=max_faults,
                              skip_corrupt_shards=skip_corrupt_shards, batch_size=batch_size,
-                             log=log)
+                             workers=workers, staging_dir=staging_dir, log=log)
     except ShardError as exc:
         raise StepError(str(exc)) from exc
     return Work(content_version(db, "wiki_articles", VERSION_COLUMNS), {
@@ -250,10 +315,37 @@ def build(db: duckdb.DuckDBPyConnection, *, max_faults: int, skip_corrupt_shards
                                    or "none")})
 
 
+SHARD_STATUS = """
+    SELECT d.shard, CASE WHEN i.shard IS NOT NULL THEN 'in'
+                         WHEN r.shard IS NOT NULL THEN 'rejected' ELSE 'not read' END AS status,
+           i.articles, i.documents, r.error
+    FROM dump_files d
+    LEFT JOIN ingested_shards i
+        ON i.shard = d.shard AND starts_with(i.fingerprint, d.fingerprint || ':')
+    LEFT JOIN rejected_shards r ON r.shard = d.shard AND r.fingerprint = d.fingerprint
+    ORDER BY status = 'in', d.shard"""
+
+
 def describe(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
-    return {"row_count": row_count(db, "wiki_articles"),
+    """The tables as they stand, with every shard's status: in, rejected (and why), or not
+    read yet (a run stopped before it), rejected and unread shards first."""
+    ensure_schema(db)
+    shards = db.execute(SHARD_STATUS).fetchall()
+    statuses = [status for _, status, *_ in shards]
+    return {"shards_in": statuses.count("in"),
+            "shards_not_in": len(statuses) - statuses.count("in"),
+            "shards": Markdown(markdown_preview(db, f"SELECT * FROM ({SHARD_STATUS}) LIMIT 50")),
+            "row_count": row_count(db, "wiki_articles"),
             "superseded_versions": row_count(db, "superseded_articles"),
             "columns": COLUMNS,
             "preview": Markdown(markdown_preview(
                 db, "SELECT page_id, title, text, shard, version FROM wiki_articles "
                     "ORDER BY page_id LIMIT 5"))}
+
+
+CHECKS = (
+    Check("every_shard_ingested", "Every shard of the dump is in the article tables as it is "
+          "now (a rejected or unread shard is listed with its status).",
+          f"SELECT shard, status, error FROM ({SHARD_STATUS}) WHERE status <> 'in'",
+          "shards not in the article tables"),
+)

@@ -18,6 +18,7 @@ from dagster._core.definitions.data_version import CachingStaleStatusResolver, S
 from dagster._core.loader import LoadingContextForTest
 
 from assets.corpus import (
+    ArticlesConfig,
     ChunkConfig,
     DumpConfig,
     corpus_checks,
@@ -43,8 +44,8 @@ class Corpus:
         self.instance = instance
 
     def run(self, max_chars: int = 512, raise_on_error: bool = True,
-            selection: list | None = None, hash_contents: bool = False
-            ) -> ExecuteInProcessResult:
+            selection: list | None = None, hash_contents: bool = False,
+            skip_corrupt_shards: bool = False) -> ExecuteInProcessResult:
         return materialize(
             [*CORPUS, *corpus_checks],
             selection=selection,
@@ -54,6 +55,7 @@ class Corpus:
                 name: config for name, config in (
                     ("dump_files", DumpConfig(location=str(self.dump),
                                                hash_contents=hash_contents)),
+                    ("wiki_articles", ArticlesConfig(skip_corrupt_shards=skip_corrupt_shards)),
                     ("wiki_chunks", ChunkConfig(max_chars=max_chars)))
                 if selection is None or name in {a.key.path[-1] for a in selection}}),
             raise_on_error=raise_on_error,
@@ -86,7 +88,7 @@ def test_first_run_materialises_everything_and_checks_pass(corpus: Corpus) -> No
     assert chunks["dagster/row_count"] == corpus.count("wiki_chunks") > 12
     assert "| chunk_id | title | text |" in chunks["preview"]
     checks = result.get_asset_check_evaluations()
-    assert len(checks) == 4 and all(c.passed for c in checks)
+    assert len(checks) == len(corpus_checks) and all(c.passed for c in checks)
 
 
 def test_rerun_with_nothing_changed_reads_no_dump(corpus: Corpus) -> None:
@@ -181,6 +183,18 @@ def test_a_corrupt_shard_fails_the_step_and_keeps_what_was_materialised(corpus: 
     assert corpus.count("wiki_articles") == 12 and corpus.count("wiki_chunks") == before
     (corpus.dump / "broken.json").unlink()
     assert metadata(corpus.run(), "wiki_articles")["up_to_date"] is True
+
+
+def test_the_ui_shows_which_shards_are_in_and_which_were_rejected(corpus: Corpus) -> None:
+    write(corpus.dump / "broken.json", dump_lines([doc(1), doc(2)])[:3])
+    result = corpus.run(skip_corrupt_shards=True)
+    articles = metadata(result, "wiki_articles")
+    assert articles["shards_in"] == 1 and articles["shards_not_in"] == 1
+    assert "| broken.json | rejected |" in articles["shards"]
+    assert "| tiny-00000.json.gz | in |" in articles["shards"]
+    check = next(c for c in result.get_asset_check_evaluations()
+                 if c.check_name == "every_shard_ingested")
+    assert not check.passed and check.metadata["violations"].value == 1
 
 
 def test_dagster_shows_downstream_assets_unsynced_after_a_new_shard(corpus: Corpus) -> None:

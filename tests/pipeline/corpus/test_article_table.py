@@ -1,4 +1,4 @@
-"""Synchronising shards into the article tables: winners, removals, atomic rejection."""
+"""Synchronising shards into the article tables: winners, removals, per-shard commits."""
 
 from pathlib import Path
 
@@ -69,20 +69,42 @@ def test_only_new_or_changed_shards_are_read(db, tmp_path: Path) -> None:
         "a.json", "b.json"], "a new parser version re-reads every shard"
 
 
-def test_a_corrupt_shard_changes_nothing(db, tmp_path: Path) -> None:
+def test_a_corrupt_shard_keeps_its_rows_the_others_are_committed_and_retried_alone(
+        db, tmp_path: Path) -> None:
     dumps = tmp_path / "dump"
     dumps.mkdir()
     write(dumps / "a.json", dump_lines([doc(1), doc(2)]))
     sync(db, dumps)
-    before = content_version(db, "wiki_articles", VERSION_COLUMNS)
     write(dumps / "a.json", dump_lines([doc(1, "Changed.")]))  # a good change ...
     (dumps / "b.json.gz").write_bytes(b"\x1f\x8b\x08\x00 truncated")  # beside a corrupt one
+    write(dumps / "c.json", dump_lines([doc(3)]))  # ... and a good new shard after it
     with pytest.raises(ShardError, match=r"b\.json\.gz: compressed stream is truncated"):
         sync(db, dumps)
-    assert content_version(db, "wiki_articles", VERSION_COLUMNS) == before
-    assert articles(db)[1][0] == "Some text. More text."
+    assert articles(db)[1][0] == "Changed." and 3 in articles(db)
+    assert db.execute("SELECT shard FROM rejected_shards").fetchall() == [("b.json.gz",)]
     assert db.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'staging%'"
                       ).fetchone()[0] == 0
+    write(dumps / "b.json.gz", dump_lines([doc(4)]))
+    retry = sync(db, dumps)
+    assert retry.shards_read == ["b.json.gz"] and retry.documents_parsed == 1
+    assert sorted(articles(db)) == [1, 3, 4]
+    assert db.execute("SELECT count(*) FROM rejected_shards").fetchone()[0] == 0
+
+
+def test_shards_parsed_in_worker_processes_give_the_same_tables(tmp_path: Path) -> None:
+    dumps = tmp_path / "dump"
+    dumps.mkdir()
+    for n in range(4):
+        write(dumps / f"s{n}.json", dump_lines([doc(10 * n + i, version=i) for i in range(3)]
+                                               + [doc(1, f"Shared {n}.", version=n)]))
+    versions = []
+    for workers in (1, 2):
+        with duckdb.connect(str(tmp_path / f"w{workers}.duckdb")) as db:
+            result = sync(db, dumps, workers=workers)
+            assert result.shards_read == [f"s{n}.json" for n in range(4)]
+            versions.append(content_version(db, "wiki_articles", VERSION_COLUMNS))
+            assert articles(db)[1][0] == "Shared 3."
+    assert versions[0] == versions[1]
 
 
 def test_skip_corrupt_shards_keeps_the_old_rows_of_the_rejected_one(db, tmp_path: Path) -> None:
