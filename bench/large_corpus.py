@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 from dagster import DagsterInstance, RunConfig, materialize
 
+import resources
 from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.questions import QuestionsConfig, questions
 from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic
@@ -30,14 +31,6 @@ from assets.retrieval import (
 )
 from pipeline.paths import QUESTIONS, SAMPLE_DUMP
 from pipeline.rankings.context_table import gold_in_candidates, retrieval_quality
-from resources import (
-    ContextBudget,
-    LexicalSearch,
-    ModelStore,
-    SentenceEmbedders,
-    VectorSearch,
-    Warehouse,
-)
 
 CORPUS = [dump_files, wiki_articles, wiki_chunks, questions]
 RETRIEVAL = [lexical_index, chunk_embeddings, candidate_passages, ranking_es,
@@ -47,23 +40,23 @@ RANKINGS = ("es", "edit_distance", "semantic")
 
 def measure(root: Path, whole_corpus: bool, dense_k: int) -> dict[str, object]:
     database = root / "warehouse.duckdb"
-    resources = {"warehouse": Warehouse(database=str(database)),
-                 "lexical_search": LexicalSearch(path=str(root / "index")),
-                 "vector_search": VectorSearch(),
-                 "models": ModelStore(), "context_budget": ContextBudget(),
-                 "embedders": SentenceEmbedders()}
+    connections = {"warehouse": resources.Warehouse(database=str(database)),
+                 "lexical_search": resources.LexicalSearch(path=str(root / "index")),
+                 "vector_search": resources.VectorSearch(),
+                 "models": resources.ModelStore(), "context_budget": resources.ContextBudget(),
+                 "embedders": resources.SentenceEmbedders()}
     config = {"dump_files": DumpConfig(location=str(SAMPLE_DUMP)),
               "questions": QuestionsConfig(test_path=str(QUESTIONS / "extra_500.csv"),
                                            test_limit=0, train_paths=[]),
               "chunk_embeddings": EmbeddingsConfig(whole_corpus=whole_corpus),
               "candidate_passages": CandidateConfig(dense_k=dense_k)}
     with DagsterInstance.ephemeral() as instance:
-        materialize(CORPUS, instance=instance, resources=resources,
+        materialize(CORPUS, instance=instance, resources=connections,
                     run_config=RunConfig({k: v for k, v in config.items()
                                           if k in ("dump_files", "questions")}))
         started = time.perf_counter()
         materialize([*CORPUS, *RETRIEVAL], selection=RETRIEVAL, instance=instance,
-                    resources=resources,
+                    resources=connections,
                     run_config=RunConfig({k: v for k, v in config.items()
                                           if k in ("chunk_embeddings", "candidate_passages")}))
         seconds = time.perf_counter() - started
