@@ -87,5 +87,6 @@ defs = Definitions(
         "context_budget": resources.ContextBudget(),
         "embedders": resources.SentenceEmbedders(),
         "readers": resources.ReaderSettings(),
+        "teacher": resources.Teacher(),
     },
 )

@@ -27,16 +27,19 @@ from pipeline.answering import (
     blend_step,
     cascade_step,
     cheap_readers,
+    distillation,
     logit_table,
     reader_training,
     score_step,
+    scorecard,
     submission_file,
 )
+from pipeline.answering import teacher as pool_labels
 from pipeline.answering.cascade import DEFAULT_SHARE, HeavySettings
 from pipeline.answering.readers import heavy, multiple_choice
 from pipeline.paths import work_dir
 from pipeline.questions.roles import TRAIN_RANKING
-from resources import ModelStore, ReaderSettings, Warehouse
+from resources import ModelStore, ReaderSettings, Teacher, Warehouse
 
 CODE_VERSION = code_version(__name__)
 SOURCES = [logit_table.source_name(reader, ranking)
@@ -83,9 +86,98 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
             inputs=lambda: reader_training.training_inputs(db))
 
 
+class TeacherLogitsConfig(Config):
+    roles: list[str] = Field(default_factory=lambda: list(pool_labels.POOL_ROLES), description=(
+        "The pool: train questions, and teacher (the extra files of questions.teacher_paths, "
+        "labelled or not)."))
+    max_questions: int | None = Field(default=None, description="Label at most the first N "
+                                      "of the pool (train questions first); null: all.")
+    max_seconds: float | None = Field(default=None, description="Stop reading new questions "
+                                      "after this many seconds (cached ones are free).")
+
+
+@asset(group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
+       kinds={"duckdb", "llama.cpp"}, code_version=CODE_VERSION)
+def teacher_logits(context: AssetExecutionContext, config: TeacherLogitsConfig,
+                   warehouse: Warehouse, models: ModelStore, teacher: Teacher
+                   ) -> MaterializeResult:
+    """The teacher's five-letter distribution (the heavy reader, Qwen2.5-Coder-1.5B by default)
+    over the distillation pool with the contexts the student trains on: each question read
+    once and cached, at most `max_questions` or `max_seconds` a run, with a progress line."""
+    model = models.resolve(teacher.model, log=context.log.info)
+    with warehouse.get_connection() as db:
+        return run_step(
+            context, db, config,
+            compute=lambda: pool_labels.build(db, model, teacher.settings(config.max_seconds),
+                                              config.max_questions, config.roles,
+                                              context.log.info),
+            describe=lambda: pool_labels.describe(db), state=teacher.state(model.key),
+            inputs=lambda: pool_labels.pool_inputs(db, config.roles),
+            stored=lambda: pool_labels.stored_version(db))
+
+
+class DistilledReaderConfig(TrainReaderConfig):
+    gold_weights: list[float] = Field(default_factory=lambda: [0.5], description="Weights of "
+                                      "the gold answers' cross-entropy to try (the rest is KL "
+                                      "to the teacher); each is a student trained.")
+    temperatures: list[float] = Field(default_factory=lambda: [2.0], description="Teacher "
+                                      "temperatures to try with each gold weight.")
+
+
+@asset(group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING], trained_reader,
+                                     teacher_logits], kinds={"pytorch", "duckdb"},
+       code_version=CODE_VERSION)
+def distilled_reader(context: AssetExecutionContext, config: DistilledReaderConfig,
+                     warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
+    """The multiple-choice reader distilled from the teacher: one student per (gold weight,
+    temperature), trained like `trained_reader` on gold answers and the teacher's
+    distribution, and the student the blend reads: the best on the blend questions, the
+    gold-only student included. Validation never chooses."""
+    base = models.resolve(config.base_model, log=context.log.info)
+    settings = reader_training.TrainSettings(**config.model_dump(
+        exclude={"base_model", "gold_weights", "temperatures"}))
+    wanted = distillation.mixes(config.gold_weights, config.temperatures)
+    with warehouse.get_connection() as db:
+        return run_step(
+            context, db, config,
+            compute=lambda: distillation.build(db, base, settings, wanted,
+                                               work_dir() / "readers" / "distilled",
+                                               context.log.info),
+            describe=lambda: distillation.describe(db),
+            state=lambda: distillation.state(db, base),
+            inputs=lambda: distillation.inputs(db))
+
+
+class ScorecardConfig(Config):
+    ranking: str = Field(default="semantic", description="Whose validation contexts are read.")
+    teacher_questions: int | None = Field(default=50, description="Validation questions the "
+                                          "teacher reads (the first N; null: all, 0: none).")
+
+
+@asset(group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
+                                     distilled_reader], kinds={"duckdb", "pytorch"},
+       code_version=CODE_VERSION)
+def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConfig,
+                           warehouse: Warehouse, models: ModelStore, teacher: Teacher
+                           ) -> MaterializeResult:
+    """The teacher, the gold-only student, the distilled student and the distilled student in
+    int8 on the validation questions: MAP@3 with its interval, accuracy, seconds and tokens a
+    question, and size on disk (measured here, never chosen on)."""
+    model = None if config.teacher_questions == 0 else models.resolve(teacher.model,
+                                                                       log=context.log.info)
+    with warehouse.get_connection() as db:
+        return run_step(
+            context, db, config,
+            compute=lambda: scorecard.build(db, config.ranking, model, teacher.settings(),
+                                            config.teacher_questions, context.log.info),
+            describe=lambda: scorecard.describe(db),
+            state=teacher.state(model.key if model else ""),
+            inputs=lambda: scorecard.inputs(db, config.ranking))
+
+
 def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
     """The asset holding ``reader``'s five logits per question under ``ranking``'s contexts."""
-    deps = [questions, RANKINGS[ranking], *([trained_reader] if reader == "multiple_choice"
+    deps = [questions, RANKINGS[ranking], *([distilled_reader] if reader == "multiple_choice"
                                             else [])]
 
     @asset(name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
@@ -256,5 +348,6 @@ def previous_score(now: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]
     return None
 
 
-answering_assets = [trained_reader, *LOGITS, blend_weights, cascade, submission, score]
+answering_assets = [trained_reader, teacher_logits, distilled_reader, distillation_scorecard,
+                    *LOGITS, blend_weights, cascade, submission, score]
 answering_checks = [score_within_previous_interval]

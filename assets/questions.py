@@ -43,6 +43,14 @@ class QuestionsConfig(Config):
     train_size: int | None = Field(
         default=300, description="Pooled questions the multiple-choice reader is fine-tuned "
         "on (null: all the rest). Each is retrieved for like any question, so it costs time.")
+    teacher_paths: list[str] = Field(
+        default_factory=list, description="More question CSVs for the teacher alone (the "
+        "`teacher` role), labelled or not, e.g. thousands of generated questions: the heavy "
+        "reader labels them (teacher_logits) and the distilled student learns from its "
+        "answers. Test, validation, blend and train prompts are dropped from them.")
+    teacher_size: int | None = Field(
+        default=None, description="At most this many of the teacher's questions, in a fixed "
+        "order that survives growing a file (null: all).")
     limit: int | None = Field(
         default=None, description="At most this many questions of each role, in file order "
         "(for quick runs).")

@@ -5,7 +5,8 @@ from resources.embedders import SentenceEmbedders
 from resources.models import ModelStore
 from resources.readers import ReaderSettings
 from resources.search import LexicalSearch, VectorSearch
+from resources.teacher import Teacher
 from resources.warehouse import Warehouse
 
 __all__ = ["ContextBudget", "LexicalSearch", "ModelStore", "ReaderSettings", "SentenceEmbedders",
-           "VectorSearch", "Warehouse"]
+           "Teacher", "VectorSearch", "Warehouse"]

@@ -21,13 +21,16 @@ class ReaderSettings(ConfigurableResource):
         description="Sentence embedder of the similarity reader (option against context).")
     similarity_top_k: int = Field(default=1, description="Best context sentences averaged.")
     multiple_choice_batch_size: int = Field(default=8, description="Questions per forward pass.")
+    multiple_choice_runtime: str = Field(
+        default="fp32", description="fp32, or int8: the student's linear layers dynamically "
+        "quantised (CPU only; see the distillation scorecard for what it costs in MAP@3).")
     threads: int | None = Field(default=None, description="torch threads (default: torch's).")
     device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
 
     def state(self, reader: str) -> dict[str, Any]:
         """The settings one reader's logits depend on (part of its assets' fingerprints)."""
         fields = {"lexical": (), "similarity": ("similarity_model", "similarity_top_k"),
-                  "multiple_choice": ()}[reader]
+                  "multiple_choice": ("multiple_choice_runtime",)}[reader]
         return {name: getattr(self, name) for name in fields}
 
     def configure_torch(self) -> None:

@@ -175,11 +175,13 @@ class HeavyReading:
     budget. The model is loaded only when some question is not in the cache."""
 
     def __init__(self, db: duckdb.DuckDBPyConnection, settings: HeavySettings,
-                 model: ResolvedModel | None, log: Callable[[str], None] = print) -> None:
-        self.db, self.settings, self.model, self.log = db, settings, model, log
+                 model: ResolvedModel | None, log: Callable[[str], None] = print,
+                 name: str = "heavy reader") -> None:
+        self.db, self.settings, self.model, self.log, self.name = db, settings, model, log, name
         self.reader: heavy.LetterReader | None = None
         self.read_now = self.reused = self.over_time = 0
         self.seconds: list[float] = []
+        self.key: str | None = None
 
     def read(self, lists: Mapping[str, ReadingList], chosen: Mapping[str, Sequence[str]]
              ) -> dict[tuple[str, str], np.ndarray]:
@@ -190,8 +192,8 @@ class HeavyReading:
         if self.model is None:
             raise ValueError("questions are escalated but no heavy model is configured")
         runtime = heavy.choose_runtime(self.model, self.settings.runtime, self.settings.device)
-        key = reading_cache.reader_key(self.model.weights_sha256,
-                                       self.settings.cache_settings(runtime))
+        key = self.key = reading_cache.reader_key(self.model.weights_sha256,
+                                                  self.settings.cache_settings(runtime))
         items = {}
         for role, ids in chosen.items():
             listed = dict(zip((qid for _, qid in lists[role].keys), lists[role].pairs(),
@@ -214,22 +216,41 @@ class HeavyReading:
                     out[(role, qid)] = cached[item]
                     self.reused += 1
                     continue
-                limit = self.settings.max_seconds
-                if limit is not None and time.perf_counter() - started >= limit:
+                if self._out_of_time(time.perf_counter() - started):
                     self.over_time += 1
                     continue
                 reader = self._reader(runtime)
                 began = time.perf_counter()
                 scores = np.asarray(reader.score(question, text), dtype=np.float64)
                 spent = time.perf_counter() - began
-                reading_cache.store(self.db, key, item, scores, spent)
+                reading_cache.store(self.db, key, item, scores, spent, reader.last_tokens)
                 cached[item] = out[(role, qid)] = scores
                 self.read_now += 1
                 self.seconds.append(spent)
                 if self.read_now % 10 == 0:
-                    self.log(f"heavy reader: {self.read_now + self.reused} of {total} escalated "
-                             f"questions, {np.median(self.seconds):.1f} s a question")
+                    self._progress(total)
         return out
+
+    def _out_of_time(self, elapsed: float) -> bool:
+        """Whether the next question, at the median pace so far, would end past
+        ``max_seconds`` (with no limit, never)."""
+        limit = self.settings.max_seconds
+        if limit is None:
+            return False
+        pace = float(np.median(self.seconds)) if self.seconds else 0.0
+        return elapsed + pace > limit or elapsed >= limit
+
+    def _progress(self, total: int) -> None:
+        """A progress line: questions done of all, the pace, and the time left at that pace."""
+        done = self.read_now + self.reused + self.over_time
+        pace = float(np.median(self.seconds))
+        left = (total - done) * pace
+        limit = self.settings.max_seconds
+        if limit is not None:
+            left = min(left, max(0.0, limit - sum(self.seconds)))
+        self.log(f"{self.name}: [{done}/{total}] {100 * done / total:.0f}% "
+                 f"({self.read_now} read now, {self.reused} cached), {pace:.1f} s a question, "
+                 f"about {left / 60:.0f} min left")
 
     def _reader(self, runtime: str) -> heavy.LetterReader:
         if self.reader is None:

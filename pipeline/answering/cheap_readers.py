@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from pipeline.answering import logit_table, reader_training, reading_cache
+from pipeline.answering import distillation, logit_table, reading_cache
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.readers.lexical import SIGNAL_NAMES, LexicalReader
 from pipeline.answering.readers.similarity import SimilarityReader
@@ -32,7 +32,8 @@ from pipeline.steps import StepError, Work
 from pipeline.tables import content_version
 
 READERS = ("lexical", "similarity", "multiple_choice")
-NOT_TRAINED = "the multiple-choice reader is not trained: materialise trained_reader"
+NOT_TRAINED = ("the multiple-choice reader is not trained: materialise trained_reader and "
+               "distilled_reader")
 
 
 @dataclass
@@ -54,7 +55,7 @@ class CheapReader:
         if self.name == "similarity":
             identity["weights"] = self._similarity().weights_sha256
         elif self.name == "multiple_choice":
-            trained = reader_training.latest(db)
+            trained = distillation.student(db)
             if trained is None:
                 raise StepError(NOT_TRAINED)
             identity["weights"], identity["max_length"] = trained[2], trained[1]
@@ -80,12 +81,13 @@ class CheapReader:
             encoder = VectorCache(db, Embedder(model, device=self.device), self.log)
             scorer = SimilarityReader(encoder, top_k=self.similarity_top_k)
             return scorer.score_many(pairs), {}, model.metadata()
-        trained = reader_training.latest(db)
+        trained = distillation.student(db)
         if trained is None or not trained[0].is_dir():
             raise StepError(NOT_TRAINED)
         path, max_length, _ = trained
         scorer = multiple_choice.MultipleChoiceReader(
-            path, batch_size=self.batch_size, max_length=max_length, device=self.device)
+            path, batch_size=self.batch_size, max_length=max_length, device=self.device,
+            runtime=self.settings.get("multiple_choice_runtime", "fp32"))
         return scorer.score_many(pairs), {}, {"model_path": str(path),
                                               "model_weights_sha256": weights_sha256(path)}
 

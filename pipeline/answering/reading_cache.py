@@ -19,9 +19,17 @@ import numpy as np
 
 from pipeline.questions.csv_format import LETTERS, Question
 
+INSERT = f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?, ?)"
 DDL = f"""CREATE TABLE IF NOT EXISTS reading_cache (
     reader_key VARCHAR, item_key VARCHAR, {', '.join(f'{x} DOUBLE' for x in LETTERS)},
-    seconds DOUBLE, PRIMARY KEY (reader_key, item_key))"""
+    seconds DOUBLE, tokens INTEGER, PRIMARY KEY (reader_key, item_key))"""
+# Warehouses from before the token count.
+MIGRATION = "ALTER TABLE reading_cache ADD COLUMN IF NOT EXISTS tokens INTEGER"
+
+
+def create(db: duckdb.DuckDBPyConnection) -> None:
+    db.execute(DDL)
+    db.execute(MIGRATION)
 
 
 def reader_key(weights_sha256: str, settings: dict[str, Any]) -> str:
@@ -39,7 +47,7 @@ def item_key(question: Question, context: str) -> str:
 def lookup(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
            ) -> dict[str, np.ndarray]:
     """Cached logits of ``items`` (item keys) under ``reader`` (a reader key)."""
-    db.execute(DDL)
+    create(db)
     if not items:
         return {}
     rows = db.execute(
@@ -49,19 +57,28 @@ def lookup(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
 
 
 def store(db: duckdb.DuckDBPyConnection, reader: str, item: str, logits: np.ndarray,
-          seconds: float) -> None:
-    """Remember one question's logits (written at once, so an interrupted run keeps them)."""
-    db.execute(DDL)
-    db.execute(f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?)",
-               [reader, item, *map(float, logits), float(seconds)])
+          seconds: float, tokens: int | None = None) -> None:
+    """Remember one question's logits, the seconds and the prompt tokens it took (written at
+    once, so an interrupted run keeps them)."""
+    create(db)
+    db.execute(INSERT, [reader, item, *map(float, logits), float(seconds), tokens])
+
+
+def costs(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
+          ) -> tuple[float | None, float | None]:
+    """Median seconds and mean prompt tokens of the cached readings of ``items``, where
+    recorded."""
+    create(db)
+    row = db.execute("SELECT median(seconds), avg(tokens) FROM reading_cache WHERE reader_key = ? "
+                     "AND item_key IN (SELECT unnest(?))", [reader, list(items)]).fetchone()
+    return row[0], row[1]
 
 
 def store_many(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str],
                logits: np.ndarray) -> None:
     """Remember the logits (n, 5) of many items at once (a cheap reader's batch)."""
-    db.execute(DDL)
+    create(db)
     if not len(items):
         return
-    db.executemany(f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?)",
-                   [[reader, item, *map(float, row), None]
+    db.executemany(INSERT, [[reader, item, *map(float, row), None, None]
                     for item, row in zip(items, logits, strict=True)])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from pipeline.questions.csv_format import (
     split_questions,
 )
 from pipeline.questions.question_table import VERSION_COLUMNS, write_questions
-from pipeline.questions.training_pool import read_pool
+from pipeline.questions.training_pool import read_pool, read_teacher_pool
 from pipeline.steps import Markdown, StepError, Work
 from pipeline.tables import content_version, markdown_preview
 
@@ -40,13 +40,16 @@ class QuestionSets:
     validation_split: bool = True
     blend_size: int = 150
     train_size: int | None = 300
+    teacher_paths: list[str] = field(default_factory=list)
+    teacher_size: int | None = None
     limit: int | None = None
 
     def file_contents(self) -> dict[str, Any]:
         """The sha256 of every question file named: a file replaced at the same path (how
         Kaggle hands out its test set) must be read again. They are small; hashing them costs
         milliseconds."""
-        paths = [self.test_path, self.validation_path, *self.train_paths]
+        paths = [self.test_path, self.validation_path, *self.train_paths,
+                 *self.teacher_paths]
         return {"files": {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
                           if Path(path).is_file() else None for path in paths}}
 
@@ -83,13 +86,20 @@ def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
         pool = read_pool(sets.train_paths, held_out,
                          blend_size=_limited(sets.blend_size, sets.limit),
                          train_size=_limited(sets.train_size, sets.limit))
+        extra = read_teacher_pool(sets.teacher_paths,
+                                  [*held_out, *pool.blend, *pool.train],
+                                  size=_limited(sets.teacher_size, sets.limit))
     except (QuestionFileError, OSError) as exc:
         raise StepError(f"cannot read training questions: {exc}") from exc
     write_questions(db, [("test", test), ("validation", validation), ("blend", pool.blend),
-                         ("train", pool.train)])
-    log(f"{len(test)} test, {len(validation)} validation, {len(pool.blend)} blend and "
-        f"{len(pool.train)} train questions; cleaning dropped {dict(pool.dropped)}")
+                         ("train", pool.train), ("teacher", extra.train)])
+    log(f"{len(test)} test, {len(validation)} validation, {len(pool.blend)} blend, "
+        f"{len(pool.train)} train and {len(extra.train)} teacher-only questions; cleaning "
+        f"dropped {dict(pool.dropped)} of the training files and {dict(extra.dropped)} of "
+        "the teacher's")
     return Work(stored_version(db), {
+        "teacher_questions_read": extra.read, "teacher_dropped": dict(extra.dropped),
+        "teacher_dropped_examples": extra.examples,
         "test_path": sets.test_path, "validation_path": sets.validation_path,
         "test_questions_left_out": left_out, "pool_questions_read": pool.read,
         "pool_dropped": dict(pool.dropped), "pool_dropped_examples": pool.examples})
@@ -108,7 +118,7 @@ def describe(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     return {
         "row_count": sum(counts.values()),
         **{f"{role}_questions": counts.get(role, 0)
-           for role in ("test", "validation", "blend", "train")},
+           for role in ("test", "validation", "blend", "train", "teacher")},
         "questions_by_role_and_set": Markdown("\n".join(table)),
         "preview": Markdown(markdown_preview(
             db, "SELECT role, id, prompt, A, answer FROM questions ORDER BY role, row LIMIT 5")),

@@ -75,6 +75,22 @@ def pool_order(question: Question) -> bytes:
                            key=POOL_KEY).digest()
 
 
+def _scan(path: str, pool: TrainingPool) -> list[Question]:
+    """The sound questions of one file (of stem_1k, its train side); faulty rows are dropped
+    into ``pool`` with their file, line and reason."""
+    questions, problems = scan_questions(path)
+    faulty: dict[int, list[Problem]] = {}
+    for problem in problems:
+        faulty.setdefault(problem.line, []).append(problem)
+    for row_problems in faulty.values():
+        pool.drop(fault_kind(row_problems[0].message),
+                  "; ".join(p.describe(path) for p in row_problems))
+    if questions and questions[0].source == "stem_1k":
+        questions = split_questions(questions)["train"]
+    pool.read += len(questions) + len(faulty)
+    return questions
+
+
 def read_pool(paths: Sequence[str], scored: Iterable[Question], *, blend_size: int,
               train_size: int | None) -> TrainingPool:
     """Clean the labelled files at ``paths`` and cut them into blend and train questions.
@@ -88,17 +104,7 @@ def read_pool(paths: Sequence[str], scored: Iterable[Question], *, blend_size: i
     seen: set[tuple[str, ...]] = set()
     kept: list[Question] = []
     for path in paths:
-        questions, problems = scan_questions(path)
-        faulty: dict[int, list[Problem]] = {}
-        for problem in problems:
-            faulty.setdefault(problem.line, []).append(problem)
-        for row_problems in faulty.values():
-            pool.drop(fault_kind(row_problems[0].message),
-                      "; ".join(p.describe(path) for p in row_problems))
-        if questions and questions[0].source == "stem_1k":
-            questions = split_questions(questions)["train"]
-        pool.read += len(questions) + len(faulty)
-        for question in questions:
+        for question in _scan(path, pool):
             where = f"{path}, data row {question.row + 1}"
             if question.answer is None:
                 pool.drop("no answer column", f"{where}: the file has no answer column")
@@ -115,4 +121,34 @@ def read_pool(paths: Sequence[str], scored: Iterable[Question], *, blend_size: i
     pool.blend = kept[:blend_size]
     rest = kept[blend_size:]
     pool.train = rest if train_size is None else rest[:train_size]
+    return pool
+
+
+def read_teacher_pool(paths: Sequence[str], taken: Iterable[Question], *,
+                      size: int | None) -> TrainingPool:
+    """Extra questions for the teacher to label (the ``teacher`` role), answered or not.
+
+    ``taken`` are the questions of every other role: a question whose prompt is a test or
+    validation prompt (scored) or a blend prompt (the student's choice is made on those) is
+    dropped, and so is a train question already in the pool. Cleaned and ordered like the
+    training pool, the first ``size`` are kept (None: all), in ``TrainingPool.train``.
+    """
+    pool = TrainingPool(blend=[], train=[])
+    taken_prompts = {normalised(q.prompt) for q in taken}
+    seen: set[tuple[str, ...]] = set()
+    kept: list[Question] = []
+    for path in paths:
+        for question in _scan(path, pool):
+            where = f"{path}, data row {question.row + 1}"
+            key = question_key(question)
+            if key[0] in taken_prompts:
+                pool.drop("a question of another role",
+                          f"{where}: its prompt is a test, validation, blend or train prompt")
+            elif key in seen:
+                pool.drop("duplicate question", f"{where}: asked before")
+            else:
+                seen.add(key)
+                kept.append(replace(question, id=f"{question.source}:{question.id}"))
+    kept.sort(key=pool_order)
+    pool.train = kept if size is None else kept[:size]
     return pool

@@ -11,7 +11,10 @@ from dagster import DagsterInstance, RunConfig, materialize
 from assets.answering import (
     BlendConfig,
     CascadeConfig,
+    DistilledReaderConfig,
+    ScorecardConfig,
     SubmissionConfig,
+    TeacherLogitsConfig,
     TrainReaderConfig,
     answering_assets,
     answering_checks,
@@ -26,6 +29,7 @@ from resources import (
     ModelStore,
     ReaderSettings,
     SentenceEmbedders,
+    Teacher,
     VectorSearch,
     Warehouse,
 )
@@ -40,6 +44,8 @@ SOURCES = {f"{reader}@{ranking}" for reader in ("lexical", "similarity", "multip
 SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the heavy reader of the tests: small and real
 VALIDATION = FIXTURES / "answering" / "validation.csv"
 TEST = FIXTURES / "retrieval" / "test.csv"
+TEACHER_BUDGET = 6  # of the 22 train questions
+SCORECARD_TEACHER_QUESTIONS = 3  # of the 5 validation questions
 UPSTREAM_OF_CHUNKS = {"dump_files", "wiki_articles", "questions"}
 
 
@@ -63,7 +69,8 @@ class Pipeline:
                 "models": ModelStore(store=str(self.root / "models")),
                 "context_budget": ContextBudget(tokens=128),
                 "embedders": SentenceEmbedders(option_model=MINILM),
-                "readers": ReaderSettings(similarity_model=self.similarity_model)}
+                "readers": ReaderSettings(similarity_model=self.similarity_model),
+                "teacher": Teacher(model=SMOLLM, context_tokens=48)}
 
     def run(self, max_chars: int = 512, validation: Path | None = None,
             test: Path | None = None, train_device: str = "auto",
@@ -82,6 +89,12 @@ class Pipeline:
                     blend_size=14, train_size=None),
                 "trained_reader": TrainReaderConfig(max_steps=3, batch_size=4, max_length=128,
                                                     device=train_device),
+                "teacher_logits": TeacherLogitsConfig(max_questions=TEACHER_BUDGET),
+                "distilled_reader": DistilledReaderConfig(
+                    max_steps=3, batch_size=4, max_length=128, device=train_device,
+                    gold_weights=[0.5], temperatures=[2.0]),
+                "distillation_scorecard": ScorecardConfig(
+                    teacher_questions=SCORECARD_TEACHER_QUESTIONS),
                 "blend_weights": BlendConfig(exclude=list(blend_exclude)),
                 "cascade": CascadeConfig(model=SMOLLM, share=0.5, context_tokens=64),
                 "submission": SubmissionConfig(path=str(self.submission))}))

@@ -1,6 +1,7 @@
 """The whole pipeline on a tiny corpus: readers, blend, submission, score, caching and lineage."""
 
 import csv
+import json
 from pathlib import Path
 
 import duckdb
@@ -8,7 +9,15 @@ import pytest
 from dagster import DagsterInstance, Definitions
 
 from assets.lineage import lineage
-from tests.assets.harness import ASSETS, SOURCES, UPSTREAM_OF_CHUNKS, VALIDATION, Pipeline
+from tests.assets.harness import (
+    ASSETS,
+    SCORECARD_TEACHER_QUESTIONS,
+    SOURCES,
+    TEACHER_BUDGET,
+    UPSTREAM_OF_CHUNKS,
+    VALIDATION,
+    Pipeline,
+)
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +44,8 @@ def test_training_pool_is_cleaned_and_kept_apart(pipeline: Pipeline) -> None:
 
 def test_every_source_scores_every_scored_question(pipeline: Pipeline) -> None:
     rows = pipeline.query("SELECT reader || '@' || ranking, role, count(*) FROM reader_logits "
-                          "WHERE reader <> 'causal_lm' AND NOT contains(reader, '.') "
-                          "GROUP BY ALL")
+                          "WHERE reader NOT IN ('causal_lm', 'teacher') "
+                          "AND NOT contains(reader, '.') GROUP BY ALL")
     counts = {(source, role): n for source, role, n in rows}
     assert {source for source, _ in counts} == SOURCES
     for source in SOURCES:
@@ -66,7 +75,9 @@ def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exac
     # The heavy reader's entries in the reading cache (they record the seconds each took; the
     # cheap readers' batches do not).
     cached = pipeline.query("SELECT count(*) FROM reading_cache WHERE seconds IS NOT NULL")[0][0]
-    assert cached == sum(escalated.values())
+    # ... and the teacher's (other settings: it shares none of them), of its budget of train
+    # questions and of the scorecard's validation questions.
+    assert cached == sum(escalated.values()) + TEACHER_BUDGET + SCORECARD_TEACHER_QUESTIONS
     # The escalated are the least sure under the cheap blend (its top-two margin or the
     # measure the rule chose): no non-escalated question of a role is less sure than one that was.
     meta = pipeline.first["cascade"]
@@ -79,6 +90,29 @@ def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exac
             assert same == ids
             doubt = cascade.uncertainty(cheap, meta["rule_measure"])
             assert doubt[flags].min() >= doubt[~flags].max()
+
+
+def test_the_teacher_reads_its_budget_and_the_blend_reads_the_student_chosen_on_blend(
+        pipeline: Pipeline) -> None:
+    taught = pipeline.first["teacher_logits"]
+    assert taught["pool_questions"] == 22 and taught["teacher_read"] == TEACHER_BUDGET
+    assert pipeline.query("SELECT role, count(*) FROM reader_logits WHERE reader = 'teacher' "
+                          "GROUP BY role") == [("train", TEACHER_BUDGET)]
+    found = pipeline.query("SELECT unnest(candidates::JSON[]) FROM students")
+    candidates = [json.loads(row[0]) for row in found]
+    assert [c["kind"] for c in candidates] == ["gold", "distilled"]
+    best = max(candidates, key=lambda c: (c["blend_map_at_3"], c["kind"] == "gold"))
+    student = pipeline.first["distilled_reader"]
+    assert student["weights_sha256"] == best["weights_sha256"]
+    for ranking in ("es", "edit_distance", "semantic"):
+        logits = pipeline.first[f"logits_multiple_choice_{ranking}"]
+        assert logits["model_weights_sha256"] == student["weights_sha256"]
+    card = dict(pipeline.query("SELECT reader, questions FROM distillation_scorecard"))
+    assert card == {"teacher": SCORECARD_TEACHER_QUESTIONS, "gold-only student": 5,
+                    "distilled student": 5, "distilled student, int8": 5}
+    shown = pipeline.first["distillation_scorecard"]
+    assert shown["distilled_int8_size_mb"] < 0.5 * shown["distilled_size_mb"]
+    assert "MB on disk" in shown["scorecard"]
 
 
 def test_submission_has_three_distinct_letters_per_test_question(pipeline: Pipeline) -> None:
@@ -129,6 +163,9 @@ def test_validation_answers_cannot_change_the_blend_only_its_measured_score(
                                "ORDER BY source")
         assert changed["blend_weights"]["up_to_date"] is False  # it did run again
         assert after == before
+        # Nor what the students learn from, nor which student the blend reads.
+        for name in ("teacher_logits", "trained_reader", "distilled_reader"):
+            assert changed[name]["up_to_date"] is True, name
         moved = {k: v for k, v in changed["blend_weights"].items()
                  if k.startswith("validation_map_at_3_")}
         assert set(moved) == set(measured) and moved != measured
@@ -154,7 +191,8 @@ def test_rerun_does_nothing_then_a_chunk_size_change_is_traced_by_lineage(
     assert not UPSTREAM_OF_CHUNKS & set(named), "assets upstream of the change are not named"
     recomputed = {name for name, meta in changed.items()
                   if name != "dump_files" and meta["up_to_date"] is not True}
-    downstream = recomputed - {"wiki_chunks", "score", "submission"}
+    # (the scorecard measures the students on validation: it is not upstream of the score)
+    downstream = recomputed - {"wiki_chunks", "score", "submission", "distillation_scorecard"}
     assert downstream <= set(named), f"changed but not named: {downstream - set(named)}"
     assert {"lexical_index", "chunk_embeddings", "candidate_passages", "ranking_semantic",
             "trained_reader", "logits_lexical_semantic", "blend_weights"} <= set(named)

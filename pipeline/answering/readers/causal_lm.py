@@ -183,6 +183,7 @@ class CausalLMReader:
         import torch
 
         prefix, suffixes = self.prompt_ids(question, context, options)
+        self.last_tokens = sum(len(prefix) + len(suffix) for suffix in suffixes)
         total = np.zeros(N_OPTIONS)
         with torch.inference_mode():
             cache = None

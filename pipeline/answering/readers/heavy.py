@@ -22,6 +22,8 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
 
 
 class LetterReader(Protocol):
+    last_tokens: int  # the prompt tokens of the latest question (all its rotations)
+
     def score(self, question: Question, context: str) -> np.ndarray:
         """Five scores, options A to E (log-probabilities of the answer letters)."""
         ...

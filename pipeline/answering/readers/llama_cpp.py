@@ -148,6 +148,7 @@ class LlamaCppReader:
         """Five scores, options A to E: the mean over rotations of the letters' log-softmax."""
         text = self.cut_context(context)
         total = np.zeros(N_OPTIONS)
+        self.last_tokens = 0
         for shift in range(self.permutations):
             shown = rotation(question.options, shift)
             tokens = self.prompt_tokens(question, text, shown)
@@ -157,6 +158,7 @@ class LlamaCppReader:
                 text = self.cut_context(text, max(0, self.context_tokens - over))
                 tokens = self.prompt_tokens(question, text, shown)
             slot_scores = self._letter_log_softmax(tokens)
+            self.last_tokens += len(tokens)
             for slot in range(N_OPTIONS):
                 total[(slot + shift) % N_OPTIONS] += slot_scores[slot]
         return total / self.permutations

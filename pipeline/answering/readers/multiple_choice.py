@@ -125,6 +125,11 @@ def label_of(question: Question) -> int:
     return LETTERS.index(question.answer)
 
 
+def _label_or_none(question: Question) -> int:
+    """The gold option, or -1 for a question without one (it learns from its teacher alone)."""
+    return label_of(question) if question.answer is not None else -1
+
+
 def load_scorer(folder: Path, *, fresh_head: bool = False) -> tuple[Any, Any, dict]:
     """Scorer, tokenizer and reader settings from ``folder``: a trained reader, or (with
     ``fresh_head``) a base encoder with the initial scale."""
@@ -220,8 +225,15 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
           lr: float = 2e-5, head_lr: float = 1e-2, weight_decay: float = 0.01,
           warmup: float = 0.1, max_length: int = DEFAULT_MAX_LENGTH, seed: int = 0,
           log: Callable[[str], None] = print, log_every: int = 10,
-          device: str = "auto") -> TrainReport:
+          device: str = "auto", teacher: Sequence[np.ndarray | None] | None = None,
+          gold_weight: float = 1.0, temperature: float = 1.0) -> TrainReport:
     """Fine-tune an :class:`OptionScorer` on ``(question, context)`` examples; save the best.
+
+    With ``teacher`` (one row of five letter log-probabilities per example, or None) the loss
+    is :func:`~pipeline.answering.readers.option_scorer.mixed_loss`: ``gold_weight`` of
+    cross-entropy on the gold answer and the rest KL divergence to the teacher at
+    ``temperature``; an example without an answer learns from its teacher alone. Without it,
+    plain cross-entropy, and every example needs an answer.
 
     A plain torch loop: AdamW (encoder at ``lr``, the scale at ``head_lr``) with linear
     warm-up then linear decay, gradient accumulation, clipping at 1. It runs ``epochs`` passes
@@ -233,9 +245,25 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     """
     import torch
 
+    from pipeline.answering.readers.option_scorer import mixed_loss
+
     if not examples:
         raise ValueError("no training examples")
-    labels_all = [label_of(q) for q, _ in examples]
+    if teacher is None:
+        labels_all = [label_of(q) for q, _ in examples]
+        soft_all = np.full((len(examples), N_OPTIONS), np.nan)
+    else:
+        if len(teacher) != len(examples):
+            raise ValueError(f"{len(examples)} examples but {len(teacher)} teacher rows")
+        labels_all = [_label_or_none(q) for q, _ in examples]
+        soft_all = np.array([np.full(N_OPTIONS, np.nan) if row is None else row
+                             for row in teacher], dtype=np.float32)
+        orphans = [q.id for (q, _), label, row in zip(examples, labels_all, teacher,
+                                                       strict=True)
+                   if label < 0 and row is None]
+        if orphans:
+            raise ValueError(f"{len(orphans)} examples have neither an answer nor a teacher "
+                             f"distribution (e.g. {orphans[:3]})")
     start = time.perf_counter()
     random.seed(seed)
     np.random.seed(seed)
@@ -275,7 +303,9 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     epoch_losses: list[float] = []
     log(f"training {source.name}: {len(examples)} examples, {steps_total} steps of "
         f"{batch_size}x{grad_accum} questions, lr {lr} (head {head_lr}), max_length "
-        f"{max_length}, evaluated on {len(eval_examples)} held-out questions")
+        f"{max_length}, evaluated on {len(eval_examples)} held-out questions"
+        + ("" if teacher is None else f"; gold weight {gold_weight}, teacher temperature "
+           f"{temperature}, {int((~np.isnan(soft_all).any(axis=1)).sum())} teacher rows"))
 
     def evaluate() -> None:
         nonlocal best
@@ -308,7 +338,9 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
             chosen, order = order[:batch_size], order[batch_size:]
             batch = _to(encode(tokenizer, [examples[i] for i in chosen], max_length), target)
             labels = torch.tensor([labels_all[i] for i in chosen], device=target)
-            loss = torch.nn.functional.cross_entropy(scorer(**batch), labels) / grad_accum
+            soft = torch.as_tensor(soft_all[chosen], dtype=torch.float32, device=target)
+            loss = mixed_loss(scorer(**batch), labels, soft, gold_weight,
+                              temperature) / grad_accum
             loss.backward()
             step_loss += loss.item()
             seen += len(chosen)
@@ -334,14 +366,51 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
                        best[1], seconds, str(source))
 
 
+RUNTIMES = ("fp32", "int8")
+
+
+def quantized(scorer: Any) -> Any:
+    """``scorer`` in int8 for the CPU: the linear layers' weights dynamically quantised
+    (activations quantised on the fly) and the embedding tables' rows quantised, weights only.
+    The embeddings are most of a small encoder (47 of all-MiniLM-L6-v2's 90 MB): linear layers
+    alone would leave it at 58 MB; both take it to 23 MB."""
+    import torch
+    from torch.ao.quantization import (
+        default_dynamic_qconfig,
+        float_qparams_weight_only_qconfig,
+        quantize_dynamic,
+    )
+
+    return quantize_dynamic(scorer, {torch.nn.Linear: default_dynamic_qconfig,
+                                     torch.nn.Embedding: float_qparams_weight_only_qconfig},
+                            dtype=torch.qint8)
+
+
+def tokens_read(tokenizer: Any, items: Sequence[Example], max_length: int) -> int:
+    """How many tokens the reader encodes for ``items`` (options and context sentences,
+    without padding)."""
+    batch = encode(tokenizer, items, max_length)
+    return int(batch["options"]["attention_mask"].sum() + batch["sentences"]["attention_mask"]
+               .sum()) if items else 0
+
+
 class MultipleChoiceReader:
-    """A fine-tuned :class:`OptionScorer` that scores the five options of each question."""
+    """A fine-tuned :class:`OptionScorer` that scores the five options of each question
+    (``runtime`` int8: its linear layers dynamically quantised, on the CPU)."""
 
     def __init__(self, model_dir: ResolvedModel | str | Path, batch_size: int = 8,
-                 device: str = "auto", max_length: int | None = None) -> None:
+                 device: str = "auto", max_length: int | None = None,
+                 runtime: str = "fp32") -> None:
+        if runtime not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime!r}: use one of {RUNTIMES}")
         source = model_path(model_dir)
         self.scorer, self.tokenizer, settings = load_scorer(source)
-        self.device = torch_device(device)
+        # int8 kernels are the CPU's: with device auto it runs there, even beside a GPU.
+        self.device = torch_device("cpu" if runtime == "int8" and device == "auto" else device)
+        if runtime == "int8":
+            if self.device.type != "cpu":
+                raise ValueError(f"the int8 runtime runs on the CPU only, not {device}")
+            self.scorer = quantized(self.scorer.eval())
         self.scorer.to(self.device).eval()
         self.max_length = max_length or int(settings.get("max_length", DEFAULT_MAX_LENGTH))
         self.batch_size = batch_size

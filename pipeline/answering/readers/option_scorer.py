@@ -48,3 +48,28 @@ class OptionScorer(torch.nn.Module):
         # A question whose context has no sentence gets 0 for every option, not -2.
         best = torch.where(own.any(dim=1), best, torch.zeros_like(best))
         return (best * self.log_scale.exp()).view(n, 5)
+
+
+def mixed_loss(logits: torch.Tensor, labels: torch.Tensor, teacher: torch.Tensor,
+               gold_weight: float, temperature: float) -> torch.Tensor:
+    """The distillation objective, averaged over the questions that carry any target.
+
+    ``labels`` holds the gold option (-1: none), ``teacher`` the teacher's five letter
+    log-probabilities (a row of NaN: none). A question with both costs ``gold_weight`` times the
+    cross-entropy on its gold option plus ``1 - gold_weight`` times the KL divergence from the
+    teacher's distribution to the student's, both softened by ``temperature`` and scaled by its
+    square (Hinton et al., 2015: the gradients of the soft term then keep their size as the
+    temperature changes). A question with only one of the two learns from that one alone.
+    """
+    functional = torch.nn.functional
+    has_gold = labels >= 0
+    has_teacher = ~torch.isnan(teacher).any(dim=1)
+    cross_entropy = functional.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+    student = functional.log_softmax(logits / temperature, dim=1)
+    target = functional.log_softmax(teacher.nan_to_num(0.0) / temperature, dim=1)
+    divergence = (target.exp() * (target - student)).sum(dim=1) * temperature ** 2
+    both = has_gold & has_teacher
+    gold = torch.where(both, gold_weight, has_gold.to(logits.dtype))
+    soft = torch.where(both, 1.0 - gold_weight, has_teacher.to(logits.dtype))
+    counted = (has_gold | has_teacher).sum().clamp(min=1)
+    return (gold * cross_entropy + soft * divergence).sum() / counted

@@ -62,3 +62,28 @@ def test_of_stem_1k_only_the_train_side_is_pooled() -> None:
 def test_fault_kind_drops_particulars() -> None:
     assert fault_kind("duplicate id '7' (first at data row 2)") == "duplicate id …"
     assert fault_kind("has 5 fields, the header has 8") == "has … fields, the header has …"
+
+
+def test_the_teachers_pool_takes_unlabelled_questions_and_drops_every_other_roles(
+        tmp_path: Path) -> None:
+    from pipeline.questions.training_pool import read_teacher_pool
+
+    unlabelled = tmp_path / "generated.csv"
+    unlabelled.write_text("id,prompt,A,B,C,D,E\n" + "".join(
+        f"{i},What is new fact {i}?,one,two,three,four,five\n" for i in range(6))
+        + "6,What is fact number 2?,one,two,three,four,five\n"      # a train prompt
+        + "7,What is the scored question?,one,two,three,four,five\n"  # a validation prompt
+        + "8,Broken?,one,,three,four,five\n"                        # an empty option
+        + "9,What is new fact 0?,one,two,three,four,five\n")         # asked before
+    taken = [Question("v", "What is the scored question", ("a", "b", "c", "d", "e"), "A",
+                      "validation", 0),
+             Question("t", "What is fact number 2?", ("one", "two", "three", "four", "five"),
+                      "C", "train", 0)]
+    pool = read_teacher_pool([str(unlabelled)], taken, size=None)
+    assert sorted(q.id for q in pool.train) == [f"generated:{i}" for i in range(6)]
+    assert all(q.answer is None for q in pool.train)
+    assert pool.dropped == {"a question of another role": 2, "empty option B": 1,
+                            "duplicate question": 1}
+    # A size keeps a prefix of one fixed order: growing the size only adds questions.
+    three = read_teacher_pool([str(unlabelled)], taken, size=3).train
+    assert three == pool.train[:3]

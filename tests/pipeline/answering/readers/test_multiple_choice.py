@@ -110,3 +110,92 @@ def test_training_raises_accuracy_on_held_apart_questions_and_keeps_the_best_epo
     best = max(report.curve, key=lambda p: p.map_at_3)
     assert report.best_epoch == best.epoch
     assert after == pytest.approx(best.accuracy)
+
+
+def _teacher_rows(items: list[tuple[Question, str]], sure: float = 0.85) -> np.ndarray:
+    """A fixture teacher: ``sure`` of its mass on the stated answer, the rest spread evenly
+    (as log-probabilities, the form the heavy reader's labels take)."""
+    rows = np.full((len(items), 5), (1 - sure) / 4)
+    for row, (question, _) in zip(rows, items, strict=True):
+        row[LETTERS.index(question.answer)] = sure
+    return np.log(rows)
+
+
+def _divergence(teacher: np.ndarray, logits: np.ndarray) -> float:
+    """Mean KL(teacher || student) over questions."""
+    student = logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+    return float((np.exp(teacher) * (teacher - student)).sum(axis=1).mean())
+
+
+def test_the_kl_term_moves_the_student_toward_the_teacher_on_held_apart_questions(
+        minilm_dir: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    facts = _facts()
+    # The student never sees an answer: the teacher's distribution is all it learns from.
+    learn = [(replace(q, answer=None), c) for q, c in facts[:24]]
+    held_apart = facts[24:]
+    untrained, tokenizer, _ = load_scorer(minilm_dir, fresh_head=True)
+    before = _divergence(_teacher_rows(held_apart), score_examples(
+        untrained, tokenizer, held_apart, 64, 8, torch.device("cpu")))
+
+    train(minilm_dir, learn, tmp_path / "student", epochs=2, batch_size=4, lr=1e-4,
+          head_lr=1e-2, max_length=64, seed=0, log=lambda _: None,
+          teacher=list(_teacher_rows(facts[:24])), gold_weight=0.0, temperature=2.0)
+    logits = MultipleChoiceReader(tmp_path / "student").score_many(held_apart)
+    after = _divergence(_teacher_rows(held_apart), logits)
+    assert after < 0.5 * before, (before, after)
+    assert _accuracy(logits, held_apart) >= 0.75  # the teacher's top choice, on unseen questions
+
+
+def test_an_example_with_neither_answer_nor_teacher_is_refused(minilm_dir: Path,
+                                                                tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    question, context = _facts()[0]
+    with pytest.raises(ValueError, match="neither an answer nor a teacher"):
+        train(minilm_dir, [(replace(question, answer=None), context)], tmp_path,
+              teacher=[None], log=lambda _: None)
+
+
+def test_the_mixed_loss_weighs_gold_and_teacher_and_skips_questions_with_neither() -> None:
+    from pipeline.answering.readers.option_scorer import mixed_loss
+
+    functional = torch.nn.functional
+    logits = torch.tensor([[2.0, 0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0, 0.0],
+                           [0.0, 0.0, 3.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    teacher = torch.log(torch.tensor([[0.1, 0.6, 0.1, 0.1, 0.1]] * 4))
+    nothing = torch.full((5,), float("nan"))
+    labels = torch.tensor([0, -1, 2, -1])
+    soft = torch.stack([teacher[0], teacher[1], nothing, nothing])
+    loss = mixed_loss(logits, labels, soft, gold_weight=0.25, temperature=2.0)
+
+    def kl(row: int) -> torch.Tensor:
+        target = functional.log_softmax(teacher[row] / 2.0, dim=0)
+        student = functional.log_softmax(logits[row] / 2.0, dim=0)
+        return (target.exp() * (target - student)).sum() * 4.0
+
+    ce = functional.cross_entropy(logits, labels.clamp(min=0), reduction="none")
+    # Row 0 has both (0.25 CE + 0.75 KL), row 1 the teacher alone, row 2 gold alone, row 3
+    # neither (left out of the mean).
+    expected = (0.25 * ce[0] + 0.75 * kl(0) + kl(1) + ce[2]) / 3
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    plain = mixed_loss(logits[[0, 2]], labels[[0, 2]], torch.stack([nothing, nothing]), 0.5, 1.0)
+    assert plain.item() == pytest.approx(functional.cross_entropy(
+        logits[[0, 2]], labels[[0, 2]]).item(), rel=1e-6)
+
+
+def test_the_int8_student_is_smaller_and_answers_alike(minilm_dir: Path, tmp_path: Path) -> None:
+    from pipeline.answering.scorecard import folder_mb, quantized_mb
+
+    facts = _facts()
+    train(minilm_dir, facts[:24], tmp_path / "mc", epochs=1, batch_size=4, lr=1e-4,
+          max_length=64, seed=0, log=lambda _: None)
+    full = MultipleChoiceReader(tmp_path / "mc")
+    small = MultipleChoiceReader(tmp_path / "mc", runtime="int8")
+    assert any("quantized" in type(m).__module__ for m in small.scorer.modules())
+    assert quantized_mb(small.scorer) < 0.5 * folder_mb(tmp_path / "mc")
+    fp32, int8 = full.score_many(facts[24:]), small.score_many(facts[24:])
+    assert (fp32.argmax(axis=1) == int8.argmax(axis=1)).mean() >= 0.75
+    with pytest.raises(ValueError, match="runtime"):
+        MultipleChoiceReader(tmp_path / "mc", runtime="int4")
