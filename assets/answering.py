@@ -120,7 +120,7 @@ class DistilledReaderConfig(TrainReaderConfig):
     gold_weights: list[float] = Field(default_factory=lambda: [0.5], description="Weights of "
                                       "the gold answers' cross-entropy to try (the rest is KL "
                                       "to the teacher); each is a student trained.")
-    temperatures: list[float] = Field(default_factory=lambda: [2.0], description="Teacher "
+    temperatures: list[float] = Field(default_factory=lambda: [1.0, 2.0], description="Teacher "
                                       "temperatures to try with each gold weight.")
 
 

@@ -60,8 +60,9 @@ class QuestionsConfig(Config):
 def questions(context: AssetExecutionContext, config: QuestionsConfig,
               warehouse: Warehouse) -> MaterializeResult:
     """The questions of a run, validated row by row and tagged with their role: test (to
-    answer), validation (to score on), blend and train (to learn from). A question file
-    replaced at the same path is read again (its sha256 is part of the fingerprint)."""
+    answer), validation (to score on), blend and train (to learn from) and teacher (for the
+    teacher alone to label). A question file replaced at the same path is read again (its
+    sha256 is part of the fingerprint)."""
     sets = QuestionSets(**config.model_dump())
     with warehouse.get_connection() as db:
         return run_step(

@@ -44,7 +44,7 @@ def main() -> None:
     parser.add_argument("--base", default=multiple_choice.DEFAULT_MODEL)
     args = parser.parse_args()
 
-    with duckdb.connect(str(work_dir() / "warehouse.duckdb"), read_only=True) as db:
+    with duckdb.connect(str(work_dir() / "warehouse.duckdb")) as db:
         examples, rows = distillation.training_examples(db)
         held_out = reading_list(db, TRAIN_RANKING, roles=("blend",)).pairs()
         validation = reading_list(db, args.ranking, roles=("validation",)).pairs()

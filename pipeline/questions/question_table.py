@@ -2,8 +2,9 @@
 
 Roles: ``test`` (answered for the submission), ``validation`` (labelled, scored, never trained
 on), ``blend`` (labelled, scored by the readers to fit their blend, never trained on) and
-``train`` (labelled, the multiple-choice reader's fine-tuning set). Question ids are unique
-within a role, not across roles.
+``train`` (labelled, the multiple-choice reader's fine-tuning set) and ``teacher`` (labelled or
+not, for the distillation's teacher to label). Question ids are unique within a role, not
+across roles.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """What a question is for (its role), and which roles each ranking ranks.
 
 Roles: ``test`` (answered for the submission), ``validation`` (scored, never learned from),
-``blend`` (scored by the readers to fit their blend) and ``train`` (a reader's fine-tuning set).
+``blend`` (scored by the readers to fit their blend), ``train`` (a reader's fine-tuning set) and
+``teacher`` (extra questions, answered or not, that the distillation's teacher labels).
 """
 
 from __future__ import annotations
