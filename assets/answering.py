@@ -37,6 +37,7 @@ from pipeline.answering import (
 from pipeline.answering import teacher as pool_labels
 from pipeline.answering.cascade import DEFAULT_SHARE, HeavySettings
 from pipeline.answering.readers import heavy, multiple_choice
+from pipeline.models import ResolvedModel
 from pipeline.paths import work_dir
 from pipeline.questions.roles import TRAIN_RANKING
 from resources import ModelStore, ReaderSettings, Teacher, Warehouse
@@ -86,6 +87,20 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
             inputs=lambda: reader_training.training_inputs(db))
 
 
+def reading(teacher: Teacher, max_seconds: float | None = None) -> HeavySettings:
+    """How the teacher reads, from its resource (and how long one run may read)."""
+    return HeavySettings(runtime=teacher.runtime, context_tokens=teacher.context_tokens,
+                         permutations=teacher.permutations, threads=teacher.threads,
+                         device=teacher.device, max_seconds=max_seconds)
+
+
+def teacher_state(teacher: Teacher, model: ResolvedModel | None) -> dict[str, Any]:
+    """What the teacher's readings depend on: its weights and the settings that change an
+    answer (not threads or device)."""
+    return {"teacher": model.key if model else None,
+            **reading(teacher).cache_settings(teacher.runtime)}
+
+
 class TeacherLogitsConfig(Config):
     roles: list[str] = Field(default_factory=lambda: list(pool_labels.POOL_ROLES), description=(
         "The pool: train questions, and teacher (the extra files of questions.teacher_paths, "
@@ -108,10 +123,10 @@ def teacher_logits(context: AssetExecutionContext, config: TeacherLogitsConfig,
     with warehouse.get_connection() as db:
         return run_step(
             context, db, config,
-            compute=lambda: pool_labels.build(db, model, teacher.settings(config.max_seconds),
+            compute=lambda: pool_labels.build(db, model, reading(teacher, config.max_seconds),
                                               config.max_questions, config.roles,
                                               context.log.info),
-            describe=lambda: pool_labels.describe(db), state=teacher.state(model.key),
+            describe=lambda: pool_labels.describe(db), state=teacher_state(teacher, model),
             inputs=lambda: pool_labels.pool_inputs(db, config.roles),
             stored=lambda: pool_labels.stored_version(db))
 
@@ -168,10 +183,10 @@ def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConf
     with warehouse.get_connection() as db:
         return run_step(
             context, db, config,
-            compute=lambda: scorecard.build(db, config.ranking, model, teacher.settings(),
+            compute=lambda: scorecard.build(db, config.ranking, model, reading(teacher),
                                             config.teacher_questions, context.log.info),
             describe=lambda: scorecard.describe(db),
-            state=teacher.state(model.key if model else ""),
+            state=teacher_state(teacher, model),
             inputs=lambda: scorecard.inputs(db, config.ranking))
 
 
