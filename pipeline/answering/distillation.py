@@ -17,9 +17,6 @@ are chosen on the blend questions, never on validation.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,7 +27,7 @@ import duckdb
 from pipeline.answering import reader_training, teacher
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
-from pipeline.models import ResolvedModel, weights_sha256
+from pipeline.models import ResolvedModel
 from pipeline.questions.roles import TRAIN_RANKING
 from pipeline.steps import Markdown, StepError, Work
 
@@ -119,7 +116,6 @@ def build(db: duckdb.DuckDBPyConnection, base: ResolvedModel,
     candidates = [gold]
     if taught and wanted:
         held_out = reading_list(db, TRAIN_RANKING, roles=("blend",)).pairs()
-        folder.mkdir(parents=True, exist_ok=True)
         for mix in wanted:
             log(f"training the student {mix.name} on {len(examples)} questions, {taught} with "
                 "the teacher's distribution")
@@ -144,17 +140,10 @@ def _train(base: ResolvedModel, settings: reader_training.TrainSettings, mix: Mi
            examples: list[multiple_choice.Example], rows: list[Any],
            held_out: list[multiple_choice.Example], folder: Path,
            log: Callable[[str], None]) -> Candidate:
-    staging = Path(tempfile.mkdtemp(prefix="distilling-", dir=folder))
-    try:
-        report = multiple_choice.train(base, examples, staging, eval_examples=held_out,
-                                       log=log, teacher=rows, gold_weight=mix.gold_weight,
-                                       temperature=mix.temperature, **asdict(settings))
-        digest = weights_sha256(staging)
-        final = folder / digest[:16]
-        if not final.exists():
-            os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    report, final, digest = reader_training.train_into(
+        folder, lambda staging: multiple_choice.train(
+            base, examples, staging, eval_examples=held_out, log=log, teacher=rows,
+            gold_weight=mix.gold_weight, temperature=mix.temperature, **asdict(settings)))
     best = next((p for p in report.curve if p.epoch == report.best_epoch), None)
     return Candidate("distilled", str(final), digest, settings.max_length, mix.gold_weight,
                      mix.temperature, best.map_at_3 if best else None,

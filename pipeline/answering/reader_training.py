@@ -73,6 +73,24 @@ def training_inputs(db: duckdb.DuckDBPyConnection) -> dict[str, str]:
         "role, id, prompt, A, B, C, D, E, answer, context")}
 
 
+def train_into(folder: Path, train: Callable[[Path], multiple_choice.TrainReport]
+               ) -> tuple[multiple_choice.TrainReport, Path, str]:
+    """Run ``train`` into a staging folder inside ``folder``, then keep its weights as
+    ``folder``/<sha256[:16]> (a reader trained again to the same weights is stored once);
+    the report, the kept folder and the weights' sha256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix="training-", dir=folder))
+    try:
+        report = train(staging)
+        digest = weights_sha256(staging)
+        final = folder / digest[:16]
+        if not final.exists():
+            os.replace(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report, final, digest
+
+
 def train(db: duckdb.DuckDBPyConnection, base: ResolvedModel, settings: TrainSettings,
           folder: Path, log: Callable[[str], None] = print) -> Work:
     """Fine-tune ``base`` on the train questions, evaluating on the blend questions after
@@ -81,17 +99,8 @@ def train(db: duckdb.DuckDBPyConnection, base: ResolvedModel, settings: TrainSet
     if not examples:
         raise StepError("no train questions: set questions.train_paths and train_size")
     held_out = reading_list(db, TRAIN_RANKING, roles=("blend",)).pairs()
-    folder.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="training-", dir=folder))
-    try:
-        report = multiple_choice.train(base, examples, staging, eval_examples=held_out,
-                                       log=log, **asdict(settings))
-        digest = weights_sha256(staging)
-        final = folder / digest[:16]
-        if not final.exists():
-            os.replace(staging, final)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    report, final, digest = train_into(folder, lambda staging: multiple_choice.train(
+        base, examples, staging, eval_examples=held_out, log=log, **asdict(settings)))
     latest(db)  # the table, as it now stands
     db.execute("INSERT INTO trained_readers VALUES "
                "('multiple_choice', ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
