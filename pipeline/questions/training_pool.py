@@ -91,6 +91,32 @@ def _scan(path: str, pool: TrainingPool) -> list[Question]:
     return questions
 
 
+def _cleaned(paths: Sequence[str], pool: TrainingPool, excluded: Iterable[Question],
+             excluded_reason: tuple[str, str], *, answered: bool) -> list[Question]:
+    """The sound questions of ``paths`` in pool order, with ``{set}:{id}`` ids: faulty rows,
+    repeated questions, questions whose prompt is an ``excluded`` one (dropped as
+    ``excluded_reason``: the reason and why) and, when ``answered``, unanswered ones are
+    dropped into ``pool``."""
+    excluded_prompts = {normalised(q.prompt) for q in excluded}
+    seen: set[tuple[str, ...]] = set()
+    kept: list[Question] = []
+    for path in paths:
+        for question in _scan(path, pool):
+            where = f"{path}, data row {question.row + 1}"
+            if answered and question.answer is None:
+                pool.drop("no answer column", f"{where}: the file has no answer column")
+                continue
+            key = question_key(question)
+            if key[0] in excluded_prompts:
+                pool.drop(excluded_reason[0], f"{where}: {excluded_reason[1]}")
+            elif key in seen:
+                pool.drop("duplicate question", f"{where}: asked before")
+            else:
+                seen.add(key)
+                kept.append(replace(question, id=f"{question.source}:{question.id}"))
+    return sorted(kept, key=pool_order)
+
+
 def read_pool(paths: Sequence[str], scored: Iterable[Question], *, blend_size: int,
               train_size: int | None) -> TrainingPool:
     """Clean the labelled files at ``paths`` and cut them into blend and train questions.
@@ -100,24 +126,8 @@ def read_pool(paths: Sequence[str], scored: Iterable[Question], *, blend_size: i
     validation set). ``train_size`` None keeps every remaining question for training.
     """
     pool = TrainingPool(blend=[], train=[])
-    held_out = {normalised(q.prompt) for q in scored}
-    seen: set[tuple[str, ...]] = set()
-    kept: list[Question] = []
-    for path in paths:
-        for question in _scan(path, pool):
-            where = f"{path}, data row {question.row + 1}"
-            if question.answer is None:
-                pool.drop("no answer column", f"{where}: the file has no answer column")
-                continue
-            key = question_key(question)
-            if key[0] in held_out:
-                pool.drop("a test or validation question", f"{where}: its prompt is scored")
-            elif key in seen:
-                pool.drop("duplicate question", f"{where}: asked before")
-            else:
-                seen.add(key)
-                kept.append(replace(question, id=f"{question.source}:{question.id}"))
-    kept.sort(key=pool_order)
+    kept = _cleaned(paths, pool, scored, ("a test or validation question", "its prompt is scored"),
+                    answered=True)
     pool.blend = kept[:blend_size]
     rest = kept[blend_size:]
     pool.train = rest if train_size is None else rest[:train_size]
@@ -134,21 +144,7 @@ def read_teacher_pool(paths: Sequence[str], taken: Iterable[Question], *,
     training pool, the first ``size`` are kept (None: all), in ``TrainingPool.train``.
     """
     pool = TrainingPool(blend=[], train=[])
-    taken_prompts = {normalised(q.prompt) for q in taken}
-    seen: set[tuple[str, ...]] = set()
-    kept: list[Question] = []
-    for path in paths:
-        for question in _scan(path, pool):
-            where = f"{path}, data row {question.row + 1}"
-            key = question_key(question)
-            if key[0] in taken_prompts:
-                pool.drop("a question of another role",
-                          f"{where}: its prompt is a test, validation, blend or train prompt")
-            elif key in seen:
-                pool.drop("duplicate question", f"{where}: asked before")
-            else:
-                seen.add(key)
-                kept.append(replace(question, id=f"{question.source}:{question.id}"))
-    kept.sort(key=pool_order)
+    kept = _cleaned(paths, pool, taken, ("a question of another role", "its prompt is a test, "
+                                         "validation, blend or train prompt"), answered=False)
     pool.train = kept if size is None else kept[:size]
     return pool
