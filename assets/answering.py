@@ -267,6 +267,11 @@ class CascadeConfig(Config):
                               "averaged (1-5): each costs another pass over the options.")
     threads: int | None = Field(default=None, description="CPU threads (default: all).")
     device: str = Field(default="auto", description="torch device of the transformers runtime.")
+    unfamiliar: str = Field(
+        default="heavy", description="Test and validation questions of a kind (file format and "
+        "option count) that no blend question has: `heavy` reads every one with the heavy "
+        "reader and answers with it alone (the cheap blend's weights were fitted on other "
+        "questions); `blend` treats them like the rest.")
 
 
 @asset(group_name="answering", deps=[questions, blend_weights, *RANKINGS.values()],
@@ -275,16 +280,21 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
             models: ModelStore) -> MaterializeResult:
     """The confidence cascade: the heavy reader (a 1.5B causal LM by default) reads the
     questions the cheap blend is least sure of, at most `share` of each role, and joins the
-    blend for those; the rule and the combination are fitted on the blend questions."""
-    model = None if config.share == 0 else models.resolve(config.model, log=context.log.info)
+    blend for those; the rule and the combination are fitted on the blend questions. Questions
+    of a kind no blend question has are read by the heavy reader alone (`unfamiliar`)."""
     settings = HeavySettings(**config.model_dump(
         include={"runtime", "context_tokens", "permutations", "threads", "device",
                  "max_seconds"}))
     with warehouse.get_connection() as db:
+        strangers = config.unfamiliar == "heavy" and any(
+            cascade_step.unfamiliar_ids(db).values())
+        model = models.resolve(config.model, log=context.log.info) \
+            if config.share > 0 or strangers else None
         return run_step(
             context, db, config,
             compute=lambda: cascade_step.build(db, config.share, config.ranking, settings,
-                                               model, context.log.info),
+                                               model, context.log.info,
+                                               config.unfamiliar),  # type: ignore[arg-type]
             describe=lambda: cascade_step.describe(db),
             state={"model": model.key if model else None})
 

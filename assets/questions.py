@@ -16,8 +16,10 @@ CODE_VERSION = code_version(__name__)
 class QuestionsConfig(Config):
     test_path: str = Field(
         default=str(QUESTIONS / "extra_500.csv"),
-        description="CSV of questions to answer (id,prompt,A..E; an answer column is allowed "
-        "and then scored too). Point it at the competition's test.csv to make a submission.")
+        description="Questions to answer, in any accepted format (Kaggle CSV id,prompt,A..E; "
+        "ARC/OpenBookQA JSON lines, MMLU CSV or JSON, SciQ, Parquet, Arrow: see the README); "
+        "answers, if given, are scored too. Point it at the competition's test.csv to make a "
+        "submission.")
     test_allow_empty_options: bool = Field(
         default=True, description="Accept an empty option cell in the test file. On by default "
         "because the default test set (extra_500) has one; validation is always strict.")
@@ -26,15 +28,16 @@ class QuestionsConfig(Config):
         "answers 200 of extra_500); null answers the whole file.")
     validation_path: str = Field(
         default=str(QUESTIONS / "stem_1k.csv"),
-        description="CSV of labelled questions to score on; never used for training.")
+        description="Labelled questions to score on (any accepted format); never used for "
+        "training.")
     validation_split: bool = Field(
         default=True, description="Keep only the validation side of the fixed stem_1k split "
         "(the train side is for training); false takes the whole file.")
     train_paths: list[str] = Field(
         default_factory=lambda: [str(QUESTIONS / "stem_1k.csv")],
-        description="Labelled CSVs to learn from, cleaned (bad rows, duplicates and any test or "
-        "validation question dropped and reported); of stem_1k only the train side is used. "
-        "By default only the set whose source pages the sample corpus holds: a question whose "
+        description="Labelled files (any accepted format) to learn from, cleaned (bad rows, "
+        "duplicates and any test or validation question dropped and reported); of stem_1k only "
+        "the train side is used. By default only the set whose source pages the sample corpus holds: a question whose "
         "context cannot hold its answer teaches a reader and the blend noise. With full "
         "Wikipedia, add extra_500.csv and generated_6k.csv.")
     blend_size: int = Field(
@@ -51,6 +54,14 @@ class QuestionsConfig(Config):
     teacher_size: int | None = Field(
         default=None, description="At most this many of the teacher's questions, in a fixed "
         "order that survives growing a file (null: all).")
+    blend_paths: list[str] = Field(
+        default_factory=list, description="Labelled questions of the test set's own kind (e.g. "
+        "its validation split) to fit the blend and the cascade's rule on, instead of the "
+        "first blend_size of the training pool. The blend's weights hold only for questions "
+        "like the ones they were fitted on.")
+    formats: dict[str, str] = Field(
+        default_factory=dict, description="A file's format by path, where detection from the "
+        "extension and fields should not decide: kaggle_csv, mmlu_csv, arc, mmlu or sciq.")
     limit: int | None = Field(
         default=None, description="At most this many questions of each role, in file order "
         "(for quick runs).")

@@ -22,10 +22,9 @@ import numpy as np
 from pipeline.answering import distillation
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
-from pipeline.metrics import average_precisions, estimate
+from pipeline.metrics import average_precisions, estimate, top1_hits
 from pipeline.models import resolve
 from pipeline.paths import work_dir
-from pipeline.questions.csv_format import LETTERS
 from pipeline.questions.roles import TRAIN_RANKING
 
 
@@ -53,7 +52,7 @@ def main() -> None:
     gold = [ex[0].answer for ex, _ in labelled]
     teacher_map = average_precisions(taught, gold).mean()
     print(f"{len(examples)} pool questions, {len(labelled)} with the teacher's labels (teacher "
-          f"on them: accuracy {np.mean(taught.argmax(1) == [LETTERS.index(g) for g in gold]):.3f},"
+          f"on them: accuracy {np.mean(top1_hits(taught, gold)):.3f},"
           f" MAP@3 {teacher_map:.3f}); {len(held_out)} blend, {len(validation)} validation "
           f"questions ({args.ranking} contexts)")
     base = resolve(args.base, log=lambda _: None)
@@ -71,7 +70,7 @@ def main() -> None:
             reader = multiple_choice.MultipleChoiceReader(Path(scratch), device="cpu")
             logits = reader.score_many(validation)
         est = estimate(average_precisions(logits, answers))
-        right = np.mean(logits.argmax(1) == [LETTERS.index(a) for a in answers])
+        right = np.mean(top1_hits(logits, answers))
         curve = " → ".join(f"{p.map_at_3:.3f}" for p in report.curve)
         losses = " → ".join(f"{p.train_loss:.3f}" for p in report.curve[1:])
         results.append((weight, temperature, curve, losses, report.best_epoch, est, right,

@@ -7,10 +7,11 @@ label, once scored, is no longer relevant), so each question counts once, and MA
 
 MAP@3 has one implementation here, :func:`precision_at_rank`, fed by either form of a ranking:
 ranked letters (the submission's ``"A B C"``: :func:`average_precision_at_3`,
-:func:`map_at_3_scores`) or an ``(n, 5)`` array of option scores (:func:`average_precisions`,
-vectorised, for readers and blends), where the correct option's rank counts ties against it only
-from earlier letters (A before B) and NaN as the lowest score, the order in which
-:func:`pipeline.answering.blend.predictions` writes the letters, so the two forms agree.
+:func:`map_at_3_scores`) or an ``(n, MAX_OPTIONS)`` array of option scores
+(:func:`average_precisions`, vectorised, for readers and blends), where the correct option's rank
+counts ties against it only from earlier letters (A before B) and NaN (an option the question does
+not have) as the lowest score, the order in which :func:`pipeline.answering.blend.predictions`
+writes the letters, so the two forms agree.
 
 A few hundred questions give a noisy mean, so scores come with a percentile bootstrap interval
 over questions (a fixed seed makes reruns agree): two configurations whose intervals overlap
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.questions.csv_format import LETTERS
+from pipeline.questions.question import LETTERS, MAX_OPTIONS
 
 TOP = 3
 
@@ -75,7 +76,7 @@ def map_at_3_scores(predictions: Sequence[str | Sequence[str]],
 
 
 def answer_indices(answers: Sequence[str | None]) -> np.ndarray:
-    """The answers as option indices 0 to 4; every question needs a letter to fit or score."""
+    """The answers as option indices (A is 0); every question needs a letter to fit or score."""
     bad = [a for a in answers if a not in LETTERS]
     if bad:
         raise ValueError(f"answers must be letters {', '.join(LETTERS)}; got {bad[:5]!r}")
@@ -83,30 +84,36 @@ def answer_indices(answers: Sequence[str | None]) -> np.ndarray:
 
 
 def answer_ranks(scores: np.ndarray, answers: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Rank (1 = best) of each question's correct option under ``(n, 5)`` option scores.
+    """Rank (1 = best) of each question's correct option under ``(n, MAX_OPTIONS)`` scores.
 
     An option scoring the same as the correct one ranks ahead of it only if its letter comes
     earlier; NaN scores rank last. ``answers`` are letters, or option indices as an array.
     """
     array = np.asarray(scores, dtype=np.float64)
-    if array.ndim != 2 or array.shape[1] != len(LETTERS):
-        raise ValueError(f"scores must have shape (n, {len(LETTERS)}), not {array.shape}")
+    if array.ndim != 2 or array.shape[1] != MAX_OPTIONS:
+        raise ValueError(f"scores must have shape (n, {MAX_OPTIONS}), not {array.shape}")
     array = np.where(np.isnan(array), -np.inf, array)
     gold = (np.asarray(answers, dtype=np.int64) if isinstance(answers, np.ndarray)
             else answer_indices(answers))
     if len(gold) != len(array):
         raise ValueError(f"{len(array)} questions scored but {len(gold)} answers")
     correct = array[np.arange(len(array)), gold][:, None]
-    earlier = np.arange(len(LETTERS))[None, :] < gold[:, None]
+    earlier = np.arange(MAX_OPTIONS)[None, :] < gold[:, None]
     return 1 + ((array > correct) | ((array == correct) & earlier)).sum(axis=1)
 
 
 def average_precisions(scores: np.ndarray, answers: Sequence[str] | np.ndarray) -> np.ndarray:
-    """Each question's average precision at 3 under ``(n, 5)`` option scores (vectorised).
+    """Each question's average precision at 3 under ``(n, MAX_OPTIONS)`` scores (vectorised).
 
     The same numbers as :func:`map_at_3_scores` of the letters the scores rank best first.
     """
     return precision_at_rank(answer_ranks(scores, answers))
+
+
+def top1_hits(scores: np.ndarray, answers: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Per question, whether its correct option scores best (accuracy, ties as in
+    :func:`answer_ranks`)."""
+    return answer_ranks(scores, answers) == 1
 
 
 def map_at_3(predictions: Sequence[str | Sequence[str]], answers: Sequence[str]) -> float:

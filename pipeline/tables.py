@@ -9,6 +9,8 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
+from pipeline.questions.question import LETTERS
+
 
 class Column(NamedTuple):
     """A column of a warehouse table as the UI lists it: name, SQL type, what it holds."""
@@ -26,6 +28,24 @@ class Check(NamedTuple):
     description: str
     query: str
     problem: str
+
+
+def option_columns(prefix: str = "") -> str:
+    """The per-option score columns, ``A, B, ..., J`` (each with ``prefix``, e.g. ``"s."``)."""
+    return ", ".join(prefix + letter for letter in LETTERS)
+
+
+def option_column_ddl(kind: str = "DOUBLE") -> str:
+    """``A DOUBLE, B DOUBLE, ..., J DOUBLE``: NULL where a question has no such option."""
+    return ", ".join(f"{letter} {kind}" for letter in LETTERS)
+
+
+def widen_option_columns(db: duckdb.DuckDBPyConnection, table: str, kind: str = "DOUBLE"
+                         ) -> None:
+    """Give a table from before questions had up to ten options (A to E only) the columns F to
+    J, NULL in its old rows: a warehouse of five-option runs keeps its rows and caches."""
+    for letter in LETTERS:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {letter} {kind}")
 
 
 def row_count(db: duckdb.DuckDBPyConnection, table: str) -> int:

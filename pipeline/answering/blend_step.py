@@ -27,7 +27,11 @@ def role_inputs(db: duckdb.DuckDBPyConnection, role: str, sources: Sequence[str]
     """A role's logits of every source, and the extra per-option features of the ranker."""
     labelled = logit_table.read_role(db, role, sources)
     signals = logit_table.read_role(db, role, logit_table.signal_sources(db)).sources
-    return labelled, {**signals, **logit_table.retrieval_features(db, role, labelled.question_ids)}
+    retrieval = logit_table.retrieval_features(db, role, labelled.question_ids)
+    if labelled.sources:
+        absent = np.isnan(next(iter(labelled.sources.values())))
+        retrieval = {name: np.where(absent, np.nan, array) for name, array in retrieval.items()}
+    return labelled, {**signals, **retrieval}
 
 
 def build(db: duckdb.DuckDBPyConnection, sources: Sequence[str], exclude: Sequence[str],

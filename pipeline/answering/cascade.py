@@ -29,12 +29,12 @@ from typing import Any
 
 import duckdb
 import numpy as np
-from scipy.special import logsumexp
 
 from pipeline.answering import reading_cache
-from pipeline.answering.blend import answer_indices, fit_logit
-from pipeline.answering.readers import heavy
+from pipeline.answering.blend import answer_indices, fit_logit, log_softmax
+from pipeline.answering.readers import heavy, pad
 from pipeline.answering.reading_list import ReadingList
+from pipeline.metrics import top1_hits
 from pipeline.models import ResolvedModel
 from pipeline.source_version import source_version
 
@@ -47,13 +47,15 @@ COMBINATION_L2 = 0.01
 
 
 def uncertainty(log_probabilities: np.ndarray, measure: str) -> np.ndarray:
-    """Per question, how unsure the blend is (higher: less sure) under ``measure``."""
-    p = np.exp(np.asarray(log_probabilities, dtype=np.float64))
+    """Per question, how unsure the blend is (higher: less sure) under ``measure``; the options
+    a question does not have (NaN) count as probability 0."""
+    log_p = np.nan_to_num(np.asarray(log_probabilities, dtype=np.float64), nan=-np.inf)
+    p = np.exp(log_p)
     top = np.sort(p, axis=1)[:, ::-1]
     if measure == "margin":
         return -(top[:, 0] - top[:, 1])
     if measure == "entropy":
-        return -(p * np.asarray(log_probabilities)).sum(axis=1)
+        return -np.where(p > 0, p * log_p, 0.0).sum(axis=1)
     if measure == "top":
         return 1.0 - top[:, 0]
     raise ValueError(f"unknown uncertainty measure {measure!r}: use one of {MEASURES}")
@@ -86,7 +88,7 @@ def fit_rule(oof_log_probabilities: np.ndarray, answers: Sequence[str]) -> Escal
     gold = answer_indices(answers)
     if len(gold) != len(oof_log_probabilities):
         raise ValueError(f"{len(oof_log_probabilities)} questions but {len(gold)} answers")
-    wrong = np.argmax(oof_log_probabilities, axis=1) != gold if len(gold) else np.zeros(0, bool)
+    wrong = ~top1_hits(oof_log_probabilities, gold) if len(gold) else np.zeros(0, bool)
     auc = {m: _auc(uncertainty(oof_log_probabilities, m), wrong) for m in MEASURES}
     best = max(MEASURES, key=lambda m: auc[m] - 1e-9 * MEASURES.index(m))
     return EscalationRule(best, auc)
@@ -116,11 +118,6 @@ class Combination:
     questions: int
 
 
-def _log_softmax(array: np.ndarray) -> np.ndarray:
-    array = np.asarray(array, dtype=np.float64)
-    return array - logsumexp(array, axis=1, keepdims=True)
-
-
 def fit_combination(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
                     answers: Sequence[str]) -> Combination:
     """Weights of the cheap blend and the heavy reader, fitted by a penalised conditional logit
@@ -128,7 +125,7 @@ def fit_combination(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarra
     n = len(answers)
     if n < MIN_COMBINATION_QUESTIONS:
         return Combination(PRIOR_COMBINATION["cheap"], PRIOR_COMBINATION["heavy"], False, n)
-    stack = np.stack([_log_softmax(cheap_log_probabilities), _log_softmax(heavy_logits)])
+    stack = np.stack([log_softmax(cheap_log_probabilities), log_softmax(heavy_logits)])
     cheap, heavy = fit_logit(stack, answer_indices(answers), l2=COMBINATION_L2)
     if cheap + heavy <= 0:  # neither helps: keep the prior rather than a constant blend
         return Combination(PRIOR_COMBINATION["cheap"], PRIOR_COMBINATION["heavy"], False, n)
@@ -138,8 +135,8 @@ def fit_combination(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarra
 def combine(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
             combination: Combination) -> np.ndarray:
     """Final log-scores of escalated questions: the two experts weighted, renormalised."""
-    return _log_softmax(combination.cheap * _log_softmax(cheap_log_probabilities)
-                        + combination.heavy * _log_softmax(heavy_logits))
+    return log_softmax(combination.cheap * log_softmax(cheap_log_probabilities)
+                       + combination.heavy * log_softmax(heavy_logits))
 
 
 
@@ -221,7 +218,7 @@ class HeavyReading:
                     continue
                 reader = self._reader(runtime)
                 began = time.perf_counter()
-                scores = np.asarray(reader.score(question, text), dtype=np.float64)
+                scores = pad([reader.score(question, text)])[0]
                 spent = time.perf_counter() - began
                 reading_cache.store(self.db, key, item, scores, spent, reader.last_tokens)
                 cached[item] = out[(role, qid)] = scores

@@ -24,7 +24,7 @@ from pipeline.answering.readers.similarity import SimilarityReader
 from pipeline.answering.reading_list import ReadingList, reading_list
 from pipeline.metrics import average_precisions, estimate
 from pipeline.models import ResolvedModel, weights_sha256
-from pipeline.questions.csv_format import LETTERS
+from pipeline.questions.question import MAX_OPTIONS
 from pipeline.rankings.semantic import VectorCache
 from pipeline.retrieval.embeddings import Embedder
 from pipeline.source_version import source_version
@@ -68,8 +68,9 @@ class CheapReader:
 
     def score(self, db: duckdb.DuckDBPyConnection, items: ReadingList
               ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
-        """The ``(n, 5)`` logits over ``items``, the per-option signals (the learned ranker's
-        extra features) and metadata about the model used."""
+        """The ``(n, MAX_OPTIONS)`` logits over ``items`` (NaN past each question's options),
+        the per-option signals (the learned ranker's extra features) and metadata about the
+        model used."""
         pairs = items.pairs()
         if self.name == "lexical":
             lexical = LexicalReader()
@@ -117,7 +118,7 @@ class CheapReader:
                                          values)
                 cached[name].update(zip((item_keys[i] for i in missing), values, strict=True))
         arrays = {name: np.array([cached[name][item] for item in item_keys],
-                                 dtype=np.float64).reshape(-1, len(LETTERS))
+                                 dtype=np.float64).reshape(-1, MAX_OPTIONS)
                   for name in outputs}
         return (arrays["logits"], {name: arrays[name] for name in outputs[1:]}, metadata,
                 len(missing))

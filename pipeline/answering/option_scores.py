@@ -12,11 +12,16 @@ from collections.abc import Iterable
 import duckdb
 import numpy as np
 
-from pipeline.questions.csv_format import LETTERS
-from pipeline.tables import transaction
+from pipeline.questions.question import MAX_OPTIONS
+from pipeline.tables import (
+    option_column_ddl,
+    option_columns,
+    transaction,
+    widen_option_columns,
+)
 
 TABLES = ("blended_scores", "answer_scores")
-COLUMNS = f"role, question_id, {', '.join(LETTERS)}, escalated"
+COLUMNS = f"role, question_id, {option_columns()}, escalated"
 Row = tuple[str, str, np.ndarray, bool]
 
 
@@ -24,16 +29,20 @@ def _ddl(table: str) -> str:
     if table not in TABLES:
         raise ValueError(f"unknown scores table {table!r}")
     return (f"CREATE TABLE IF NOT EXISTS {table} (role VARCHAR, question_id VARCHAR, "
-            f"{', '.join(f'{x} DOUBLE' for x in LETTERS)}, escalated BOOLEAN)")
+            f"{option_column_ddl()}, escalated BOOLEAN)")
 
 
 def write_scores(db: duckdb.DuckDBPyConnection, table: str, rows: Iterable[Row]) -> None:
-    """Replace ``table`` with ``rows`` of (role, question_id, five scores, escalated)."""
+    """Replace ``table`` with ``rows`` of (role, question_id, MAX_OPTIONS scores (NaN, stored
+    as NULL, past the question's options), escalated)."""
     db.execute(_ddl(table))
+    widen_option_columns(db, table)
     with transaction(db):
         db.execute(f"DELETE FROM {table}")
-        db.executemany(f"INSERT INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       [[role, qid, *map(float, scores), bool(escalated)]
+        db.executemany(f"INSERT INTO {table} ({COLUMNS}) VALUES "
+                       f"({', '.join('?' * (MAX_OPTIONS + 3))})",
+                       [[role, qid, *(None if np.isnan(x) else float(x) for x in scores),
+                         bool(escalated)]
                         for role, qid, scores, escalated in rows])
 
 
@@ -46,8 +55,8 @@ def read_scores(db: duckdb.DuckDBPyConnection, table: str, role: str
         raise LookupError(f"the warehouse has no {table} yet: materialise "
                           f"{'blend_weights' if table == 'blended_scores' else 'cascade'}")
     rows = db.execute(
-        f"SELECT q.id, {', '.join('s.' + x for x in LETTERS)}, s.escalated FROM questions q "
+        f"SELECT q.id, {option_columns('s.')}, s.escalated FROM questions q "
         f"JOIN {table} s ON s.role = q.role AND s.question_id = q.id "
         "WHERE q.role = ? ORDER BY q.row, q.id", [role]).fetchall()
-    scores = np.array([r[1:6] for r in rows], dtype=np.float64).reshape(-1, len(LETTERS))
-    return [r[0] for r in rows], scores, np.array([bool(r[6]) for r in rows])
+    scores = np.array([r[1:-1] for r in rows], dtype=np.float64).reshape(-1, MAX_OPTIONS)
+    return [r[0] for r in rows], scores, np.array([bool(r[-1]) for r in rows])

@@ -19,7 +19,7 @@ from pipeline.answering.reading_list import reading_list
 from pipeline.models import ResolvedModel, weights_sha256
 from pipeline.questions.roles import TRAIN_RANKING
 from pipeline.steps import Markdown, StepError, Work
-from pipeline.tables import content_version
+from pipeline.tables import content_version, option_columns
 
 DDL = """CREATE TABLE IF NOT EXISTS trained_readers (
     reader VARCHAR, path VARCHAR, weights_sha256 VARCHAR, base_model VARCHAR,
@@ -66,11 +66,11 @@ def training_inputs(db: duckdb.DuckDBPyConnection) -> dict[str, str]:
     contexts under the training ranking. Not the whole questions table, so a new test file or
     an edited validation question never retrains it."""
     return {"train_and_blend": content_version(
-        db, f"(SELECT q.role, q.id, q.prompt, q.A, q.B, q.C, q.D, q.E, q.answer, c.context "
+        db, f"(SELECT q.role, q.id, q.prompt, {option_columns('q.')}, q.answer, c.context "
             f"FROM questions q LEFT JOIN packed_contexts c ON c.role = q.role AND "
             f"c.question_id = q.id AND c.ranking = '{TRAIN_RANKING}' "
             f"WHERE q.role IN ('train', 'blend'))",
-        "role, id, prompt, A, B, C, D, E, answer, context")}
+        f"role, id, prompt, {option_columns()}, answer, context")}
 
 
 def train_into(folder: Path, train: Callable[[Path], multiple_choice.TrainReport]

@@ -17,11 +17,14 @@ from typing import Any
 import duckdb
 import numpy as np
 
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.questions.question import MAX_OPTIONS, Question
+from pipeline.tables import option_column_ddl, option_columns, widen_option_columns
 
-INSERT = f"INSERT OR REPLACE INTO reading_cache VALUES (?, ?, {', '.join('?' * 5)}, ?, ?)"
+COLUMNS = f"reader_key, item_key, {option_columns()}, seconds, tokens"
+INSERT = (f"INSERT OR REPLACE INTO reading_cache ({COLUMNS}) "
+          f"VALUES ({', '.join('?' * (MAX_OPTIONS + 4))})")
 DDL = f"""CREATE TABLE IF NOT EXISTS reading_cache (
-    reader_key VARCHAR, item_key VARCHAR, {', '.join(f'{x} DOUBLE' for x in LETTERS)},
+    reader_key VARCHAR, item_key VARCHAR, {option_column_ddl()},
     seconds DOUBLE, tokens INTEGER, PRIMARY KEY (reader_key, item_key))"""
 # Warehouses from before the token count.
 MIGRATION = "ALTER TABLE reading_cache ADD COLUMN IF NOT EXISTS tokens INTEGER"
@@ -30,6 +33,14 @@ MIGRATION = "ALTER TABLE reading_cache ADD COLUMN IF NOT EXISTS tokens INTEGER"
 def create(db: duckdb.DuckDBPyConnection) -> None:
     db.execute(DDL)
     db.execute(MIGRATION)
+    widen_option_columns(db, "reading_cache")
+
+
+def _row(logits: np.ndarray) -> list[float | None]:
+    """A question's logits as the table's A to J: NULL past its options."""
+    padded = np.full(MAX_OPTIONS, np.nan)
+    padded[: len(logits)] = logits
+    return [None if np.isnan(x) else float(x) for x in padded]
 
 
 def reader_key(weights_sha256: str, settings: dict[str, Any]) -> str:
@@ -46,12 +57,13 @@ def item_key(question: Question, context: str) -> str:
 
 def lookup(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
            ) -> dict[str, np.ndarray]:
-    """Cached logits of ``items`` (item keys) under ``reader`` (a reader key)."""
+    """Cached logits of ``items`` (item keys) under ``reader`` (a reader key), each of
+    ``MAX_OPTIONS`` values, NaN past the question's options."""
     create(db)
     if not items:
         return {}
     rows = db.execute(
-        f"SELECT item_key, {', '.join(LETTERS)} FROM reading_cache WHERE reader_key = ? "
+        f"SELECT item_key, {option_columns()} FROM reading_cache WHERE reader_key = ? "
         "AND item_key IN (SELECT unnest(?))", [reader, list(items)]).fetchall()
     return {r[0]: np.array(r[1:], dtype=np.float64) for r in rows}
 
@@ -61,7 +73,7 @@ def store(db: duckdb.DuckDBPyConnection, reader: str, item: str, logits: np.ndar
     """Remember one question's logits, the seconds and the prompt tokens it took (written at
     once, so an interrupted run keeps them)."""
     create(db)
-    db.execute(INSERT, [reader, item, *map(float, logits), float(seconds), tokens])
+    db.execute(INSERT, [reader, item, *_row(logits), float(seconds), tokens])
 
 
 def costs(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
@@ -76,9 +88,9 @@ def costs(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
 
 def store_many(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str],
                logits: np.ndarray) -> None:
-    """Remember the logits (n, 5) of many items at once (a cheap reader's batch)."""
+    """Remember the logits (n, MAX_OPTIONS) of many items at once (a cheap reader's batch)."""
     create(db)
     if not len(items):
         return
-    db.executemany(INSERT, [[reader, item, *map(float, row), None, None]
+    db.executemany(INSERT, [[reader, item, *_row(row), None, None]
                     for item, row in zip(items, logits, strict=True)])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.questions.question_table import read_question_table
 from pipeline.questions.roles import SCORED_ROLES
 from pipeline.rankings.context_table import read_contexts

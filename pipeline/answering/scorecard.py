@@ -25,11 +25,10 @@ from pipeline.answering import distillation, reading_cache
 from pipeline.answering.cascade import HeavyReading, HeavySettings
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
-from pipeline.metrics import average_precisions, estimate
+from pipeline.metrics import average_precisions, estimate, top1_hits
 from pipeline.models import ResolvedModel
-from pipeline.questions.csv_format import LETTERS
 from pipeline.steps import Markdown, Work
-from pipeline.tables import content_version
+from pipeline.tables import content_version, option_columns
 
 DDL = """CREATE OR REPLACE TABLE distillation_scorecard (
     reader VARCHAR, questions INTEGER, map_at_3 DOUBLE, map_at_3_low DOUBLE,
@@ -56,7 +55,7 @@ class Row:
 def _measured(reader: str, logits: np.ndarray, answers: list[str], seconds: float | None,
               tokens: float | None, size_mb: float, weights: str) -> Row:
     est = estimate(average_precisions(logits, answers))
-    right = logits.argmax(axis=1) == np.array([LETTERS.index(a) for a in answers])
+    right = top1_hits(logits, answers)
     return Row(reader, est.n, est.value, est.low, est.high, float(right.mean()), seconds,
                tokens, size_mb, weights)
 
@@ -105,7 +104,7 @@ def build(db: duckdb.DuckDBPyConnection, ranking: str, model: ResolvedModel | No
     items = reading_list(db, ranking, roles=("validation",))
     pairs = items.pairs()
     answers = [q.answer for q in items.questions]
-    if not pairs or any(a not in LETTERS for a in answers):
+    if not pairs or any(a is None for a in answers):
         return _write(db, [], {"note": "no labelled validation questions"})
     rows: list[Row] = []
     if model is not None and teacher_questions != 0:
@@ -138,10 +137,10 @@ def inputs(db: duckdb.DuckDBPyConnection, ranking: str) -> dict[str, str | None]
     """What the scorecard measures: the validation questions with their contexts under
     ``ranking``, and the students (by weights). A new test file does not concern it."""
     return {"validation": content_version(
-        db, f"(SELECT q.id, q.prompt, q.A, q.B, q.C, q.D, q.E, q.answer, c.context "
+        db, f"(SELECT q.id, q.prompt, {option_columns('q.')}, q.answer, c.context "
             f"FROM questions q LEFT JOIN packed_contexts c ON c.role = q.role AND "
             f"c.question_id = q.id AND c.ranking = '{ranking}' WHERE q.role = 'validation')",
-        "id, prompt, A, B, C, D, E, answer, context"),
+        f"id, prompt, {option_columns()}, answer, context"),
         "students": ",".join(c["weights_sha256"] for c in distillation.candidates(db))}
 
 

@@ -23,12 +23,12 @@ import numpy as np
 from pipeline.answering import logit_table
 from pipeline.answering.cascade import HeavyReading, HeavySettings
 from pipeline.answering.reading_list import ReadingList, reading_list
-from pipeline.metrics import average_precisions
+from pipeline.metrics import average_precisions, top1_hits
 from pipeline.models import ResolvedModel
-from pipeline.questions.csv_format import LETTERS
+from pipeline.questions.question import MAX_OPTIONS
 from pipeline.questions.roles import TRAIN_RANKING
 from pipeline.steps import Markdown, StepError, Work
-from pipeline.tables import content_version
+from pipeline.tables import content_version, option_columns
 
 TEACHER_SOURCE = "teacher"
 POOL_ROLES = ("train", "teacher")
@@ -49,10 +49,10 @@ def pool_inputs(db: duckdb.DuckDBPyConnection, roles: Sequence[str]) -> dict[str
     test file does not concern it)."""
     listed = ", ".join(f"'{role}'" for role in roles)
     return {"pool": content_version(
-        db, f"(SELECT q.role, q.id, q.prompt, q.A, q.B, q.C, q.D, q.E, c.context "
+        db, f"(SELECT q.role, q.id, q.prompt, {option_columns('q.')}, c.context "
             f"FROM questions q LEFT JOIN packed_contexts c ON c.role = q.role AND "
             f"c.question_id = q.id AND c.ranking = '{TRAIN_RANKING}' "
-            f"WHERE q.role IN ({listed}))", "role, id, prompt, A, B, C, D, E, context")}
+            f"WHERE q.role IN ({listed}))", f"role, id, prompt, {option_columns()}, context")}
 
 
 def _of_role(items: ReadingList, role: str) -> ReadingList:
@@ -88,7 +88,7 @@ def build(db: duckdb.DuckDBPyConnection, model: ResolvedModel, settings: HeavySe
     read = reading.read({role: _of_role(items, role) for role in chosen}, chosen)
     keys = [key for key in items.keys if key in read]
     logit_table.write_logits(db, TEACHER_SOURCE, TRAIN_RANKING, keys,
-                             np.array([read[k] for k in keys]).reshape(-1, len(LETTERS)))
+                             np.array([read[k] for k in keys]).reshape(-1, MAX_OPTIONS))
     log(f"teacher: {len(keys)} of the pool's {len(items.keys)} questions labelled "
         f"({reading.read_now} read now, {reading.reused} from the cache, "
         f"{reading.over_time} left out by max_seconds)")
@@ -102,15 +102,15 @@ def build(db: duckdb.DuckDBPyConnection, model: ResolvedModel, settings: HeavySe
 
 def labels(db: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], np.ndarray]:
     """The teacher's log-probabilities by (role, question id)."""
-    db.execute(logit_table.DDL)
-    rows = db.execute(f"SELECT role, question_id, {', '.join(LETTERS)} FROM reader_logits "
+    logit_table.create(db)
+    rows = db.execute(f"SELECT role, question_id, {option_columns()} FROM reader_logits "
                       "WHERE reader = ? AND ranking = ?", [TEACHER_SOURCE, TRAIN_RANKING]
                       ).fetchall()
     return {(r[0], r[1]): np.array(r[2:], dtype=np.float64) for r in rows}
 
 
 def stored_version(db: duckdb.DuckDBPyConnection) -> str:
-    db.execute(logit_table.DDL)
+    logit_table.create(db)
     return content_version(
         db, f"(SELECT * FROM reader_logits WHERE reader = '{TEACHER_SOURCE}' AND ranking = "
             f"'{TRAIN_RANKING}')", logit_table.VERSION_COLUMNS)
@@ -120,22 +120,21 @@ def describe(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """How many questions of each role carry the teacher's labels, and how the teacher does on
     the labelled ones (its accuracy and MAP@3 on the pool's gold answers: how good a teacher
     it is on these contexts)."""
-    db.execute(logit_table.DDL)
+    logit_table.create(db)
     rows = db.execute(
-        f"SELECT l.role, {', '.join('l.' + x for x in LETTERS)}, q.answer FROM reader_logits l "
+        f"SELECT l.role, {option_columns('l.')}, q.answer FROM reader_logits l "
         "JOIN questions q ON q.role = l.role AND q.id = l.question_id "
         "WHERE l.reader = ? AND l.ranking = ?", [TEACHER_SOURCE, TRAIN_RANKING]).fetchall()
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[0]] = counts.get(row[0], 0) + 1
-    labelled = [r for r in rows if r[-1] in LETTERS]
+    labelled = [r for r in rows if r[-1] is not None]
     out: dict[str, Any] = {"row_count": len(rows),
                            **{f"{role}_labelled": n for role, n in sorted(counts.items())}}
     if labelled:
-        logits = np.array([r[1:6] for r in labelled], dtype=np.float64)
+        logits = np.array([r[1:-1] for r in labelled], dtype=np.float64)
         gold = [r[-1] for r in labelled]
-        right = logits.argmax(axis=1) == np.array([LETTERS.index(g) for g in gold])
-        out["pool_accuracy"] = round(float(right.mean()), 4)
+        out["pool_accuracy"] = round(float(top1_hits(logits, gold).mean()), 4)
         out["pool_map_at_3"] = round(float(average_precisions(logits, gold).mean()), 4)
         out["summary"] = Markdown(
             f"The teacher labelled {len(rows)} questions; on the {len(labelled)} with a gold "

@@ -1,7 +1,10 @@
 """Question sets in the competition's CSV format, validated row by row, and the stem_1k split.
 
 The format is the competition's: ``id,prompt,A,B,C,D,E`` and, in labelled sets, ``answer`` (a
-letter A to E). Other columns (the ``context`` of the public sets) are allowed and ignored: the
+letter). The option columns are the letters from A on that the header has (A and B at least, J at
+most), and a row's trailing empty options are options it does not have: a Kaggle-style file of
+four-option questions (``E`` left empty, or no ``E`` column) is read as four-option questions.
+Other columns (the ``context`` of the public sets) are allowed and ignored: the
 pipeline retrieves its own context, and a question must not smuggle its source passage in.
 
 Rows are read with :mod:`csv` one record at a time, so a large set never needs a data frame in
@@ -20,15 +23,22 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-LETTERS = ("A", "B", "C", "D", "E")
-REQUIRED_COLUMNS = ("id", "prompt", *LETTERS)
+from pipeline.questions.question import (
+    LETTERS,
+    MIN_OPTIONS,
+    Problem,
+    Question,
+    QuestionFileError,
+    letters_for,
+    option_count_fault,
+)
+
 ANSWER_COLUMN = "answer"
-MAX_REPORTED_PROBLEMS = 20
 
 # Title prefixes of the pages the question sets were written from, by set name (file stem).
 GOLD_TITLE_PREFIXES = {"stem_1k": "Passage stem-1k", "extra_500": "Passage extra-500"}
@@ -45,76 +55,19 @@ VALIDATION_SHARE = 0.25
 Split = Literal["validation", "train"]
 
 
-@dataclass(frozen=True)
-class Question:
-    """One multiple-choice question.
-
-    ``row`` is the 0-based data row in its file (the header is not a row): it is what the gold
-    passage titles number. ``source`` names the set, by default the file's stem (``stem_1k``).
-    """
-
-    id: str
-    prompt: str
-    options: tuple[str, str, str, str, str]
-    answer: str | None
-    source: str
-    row: int
-
-    def option(self, letter: str) -> str:
-        return self.options[LETTERS.index(letter)]
-
-
-@dataclass(frozen=True)
-class Problem:
-    line: int
-    data_row: int | None
-    message: str
-
-    def describe(self, path: str) -> str:
-        where = f"line {self.line}"
-        if self.data_row is not None:
-            where += f" (data row {self.data_row}, counting from 1)"
-        return f"{path}, {where}: {self.message}"
-
-
-class QuestionFileError(ValueError):
-    """A question file that breaks the format; ``problems`` lists every fault found."""
-
-    def __init__(self, path: str, problems: Sequence[Problem]):
-        self.path = path
-        self.problems = list(problems)
-        shown = [p.describe(path) for p in self.problems[:MAX_REPORTED_PROBLEMS]]
-        more = len(self.problems) - len(shown)
-        if more:
-            shown.append(f"... and {more} more problems in {path}")
-        super().__init__("\n".join(shown))
-
-
-def read_questions(path: str | Path, source: str | None = None,
-                   allow_empty_options: bool = False) -> list[Question]:
-    """Read and validate a question file; raise :class:`QuestionFileError` if it is bad.
-
-    Nothing is returned unless the whole file is valid: a consumer never acts on half of a bad
-    file. (Training data, which is cleaned rather than rejected, uses :func:`scan_questions`.)
-
-    ``allow_empty_options`` exists because the public sets contain a few questions with an
-    empty option cell (extra_500 data row 448; generated_6k data rows 2422, 3525 and 4474,
-    counting from 1): most likely an option such as "None" that a CSV writer turned into a
-    missing value. Strict by default, since an empty option is usually a broken file.
-    """
-    questions, problems = scan_questions(path, source, allow_empty_options)
-    if problems:
-        raise QuestionFileError(str(path), problems)
-    return questions
-
-
-def scan_questions(path: str | Path, source: str | None = None,
-                   allow_empty_options: bool = False) -> tuple[list[Question], list[Problem]]:
-    """Every valid question of a file and every problem found, each naming its line and row.
+def scan_csv(path: str | Path, source: str | None = None,
+             allow_empty_options: bool = False) -> tuple[list[Question], list[Problem]]:
+    """Every valid question of a Kaggle-style CSV and every problem found, each naming its
+    line and data row.
 
     The file is read one record at a time and only the question fields are kept, so the
     ignored columns (a ``context`` can be a whole article) never pile up in memory. A row with
     a problem is left out; a file whose header is unusable raises :class:`QuestionFileError`.
+
+    ``allow_empty_options`` lets an empty option *between* filled ones stand (as an empty
+    text): the public sets hold a few (extra_500 data row 448; generated_6k data rows 2422,
+    3525 and 4474), most likely an option such as "None" that a CSV writer turned into a
+    missing value. Strict by default, since a hole among the options is usually a broken file.
     """
     path = str(path)
     source = source if source is not None else Path(path).stem
@@ -128,12 +81,12 @@ def scan_questions(path: str | Path, source: str | None = None,
         if header is None:
             raise QuestionFileError(path, [Problem(1, None, "the file is empty (no header)")])
         columns = {name.strip(): i for i, name in enumerate(header)}
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        missing = [c for c in ("id", "prompt", *LETTERS[:MIN_OPTIONS]) if c not in columns]
         if missing:
             raise QuestionFileError(path, [Problem(
                 1, None, f"header lacks required column(s) {', '.join(missing)}")])
+        letters = [x for x in itertools.takewhile(lambda x: x in columns, LETTERS)]
         labelled = ANSWER_COLUMN in columns
-        wanted = [*REQUIRED_COLUMNS, *([ANSWER_COLUMN] if labelled else [])]
         start_line = reader.line_num + 1
         for row, record in enumerate(reader):
             line, data_row = start_line, row + 1
@@ -147,34 +100,40 @@ def scan_questions(path: str | Path, source: str | None = None,
                     line, data_row, f"has {len(record)} fields, the header has {len(header)}"))
                 if len(record) < len(header):
                     continue
-            values = {c: record[columns[c]] for c in wanted}
-            faults = _check(values, labelled, allow_empty_options)
-            qid = values["id"].strip()
+            qid = record[columns["id"]].strip()
+            prompt = record[columns["prompt"]]
+            options = [record[columns[x]] for x in letters]
+            while options and not options[-1].strip():
+                options.pop()
+            answer = record[columns[ANSWER_COLUMN]].strip() if labelled else None
+            faults = _check(qid, prompt, options, answer, allow_empty_options)
             if qid in seen:
                 faults.append(f"duplicate id {qid!r} (first at data row {seen[qid] + 1})")
             elif qid:
                 seen[qid] = row
             problems.extend(Problem(line, data_row, f) for f in faults)
             if not faults and len(record) == len(header):
-                questions.append(Question(
-                    id=qid, prompt=values["prompt"],
-                    options=(values["A"], values["B"], values["C"], values["D"], values["E"]),
-                    answer=values[ANSWER_COLUMN].strip() if labelled else None,
-                    source=source, row=row))
+                questions.append(Question(id=qid, prompt=prompt, options=tuple(options),
+                                          answer=answer, source=source, row=row))
     return questions, problems
 
 
-def _check(values: dict[str, str], labelled: bool, allow_empty_options: bool) -> list[str]:
+def _check(qid: str, prompt: str, options: list[str], answer: str | None,
+           allow_empty_options: bool) -> list[str]:
     faults = []
-    if not values["id"].strip():
+    if not qid:
         faults.append("empty id")
-    if not values["prompt"].strip():
+    if not prompt.strip():
         faults.append("empty prompt")
+    count_fault = option_count_fault(len(options))
+    if count_fault:
+        faults.append(count_fault)
     if not allow_empty_options:
-        faults.extend(f"empty option {letter}" for letter in LETTERS
-                      if not values[letter].strip())
-    if labelled and values[ANSWER_COLUMN].strip() not in LETTERS:
-        faults.append(f"answer {values[ANSWER_COLUMN]!r} is not one of A, B, C, D, E")
+        faults.extend(f"empty option {letter}" for letter, option
+                      in zip(LETTERS[: len(options)], options, strict=True)
+                      if not option.strip())
+    if answer is not None and answer not in LETTERS[: len(options)]:
+        faults.append(f"answer {answer!r} is not one of {letters_for(len(options))}")
     return faults
 
 

@@ -16,12 +16,9 @@ from typing import Any
 
 import duckdb
 
-from pipeline.questions.csv_format import (
-    Question,
-    QuestionFileError,
-    read_questions,
-    split_questions,
-)
+from pipeline.questions.csv_format import split_questions
+from pipeline.questions.formats import detect_format, read_questions
+from pipeline.questions.question import Question, QuestionFileError
 from pipeline.questions.question_table import VERSION_COLUMNS, write_questions
 from pipeline.questions.training_pool import read_pool, read_teacher_pool
 from pipeline.steps import Markdown, StepError, Work
@@ -43,22 +40,53 @@ class QuestionSets:
     teacher_paths: list[str] = field(default_factory=list)
     teacher_size: int | None = None
     limit: int | None = None
+    blend_paths: list[str] = field(default_factory=list)
+    formats: dict[str, str] = field(default_factory=dict)
+
+    def paths(self) -> list[str]:
+        return [self.test_path, self.validation_path, *self.train_paths, *self.blend_paths,
+                *self.teacher_paths]
+
+    def format_of(self, path: str) -> str:
+        """A file's format: as configured in ``formats``, else detected."""
+        return self.formats.get(path) or detect_format(path)
 
     def file_contents(self) -> dict[str, Any]:
         """The sha256 of every question file named: a file replaced at the same path (how
         Kaggle hands out its test set) must be read again. They are small; hashing them costs
         milliseconds."""
-        paths = [self.test_path, self.validation_path, *self.train_paths,
-                 *self.teacher_paths]
-        return {"files": {path: hashlib.sha256(Path(path).read_bytes()).hexdigest()
-                          if Path(path).is_file() else None for path in paths}}
+        return {"files": {path: _digest(Path(path)) for path in self.paths()}}
 
 
-def _read(path: str, allow_empty_options: bool = False) -> list[Question]:
+def _digest(path: Path) -> str | None:
+    """sha256 of a file, or of every file of a folder (a ``datasets`` save) by name."""
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    if path.is_dir():
+        inner = {str(p.relative_to(path)): _digest(p) for p in sorted(path.rglob("*"))
+                 if p.is_file()}
+        return hashlib.sha256(repr(inner).encode()).hexdigest()
+    return None
+
+
+def _read(sets: QuestionSets, path: str, allow_empty_options: bool = False) -> list[Question]:
     try:
-        return read_questions(path, allow_empty_options=allow_empty_options)
-    except (QuestionFileError, OSError) as exc:
+        return read_questions(path, allow_empty_options=allow_empty_options,
+                              format=sets.format_of(path))
+    except (QuestionFileError, OSError, ValueError) as exc:
         raise StepError(f"cannot read questions: {exc}") from exc
+
+
+def _kinds(sets: QuestionSets) -> dict[str, str]:
+    """Each question set's (file stem's) format: the stem of its questions' kind."""
+    kinds = {}
+    for path in sets.paths():
+        try:
+            kinds[Path(path).stem if Path(path).is_file() else Path(path).name] = \
+                sets.format_of(path)
+        except (QuestionFileError, OSError, ValueError) as exc:
+            raise StepError(f"cannot read questions: {exc}") from exc
+    return kinds
 
 
 def _limited(size: int | None, limit: int | None) -> int | None:
@@ -70,8 +98,8 @@ def _limited(size: int | None, limit: int | None) -> int | None:
 def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
           log: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> Work:
     """Read and validate every file, split the roles, and replace the ``questions`` table."""
-    test = _read(sets.test_path, sets.test_allow_empty_options)
-    validation = _read(sets.validation_path)
+    test = _read(sets, sets.test_path, sets.test_allow_empty_options)
+    validation = _read(sets, sets.validation_path)
     if sets.validation_split:
         validation = split_questions(validation)["validation"]
     held_out = [*test, *validation]
@@ -85,14 +113,16 @@ def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
     try:
         pool = read_pool(sets.train_paths, held_out,
                          blend_size=_limited(sets.blend_size, sets.limit),
-                         train_size=_limited(sets.train_size, sets.limit))
+                         train_size=_limited(sets.train_size, sets.limit),
+                         blend_paths=sets.blend_paths, formats=sets.formats)
         extra = read_teacher_pool(sets.teacher_paths,
                                   [*held_out, *pool.blend, *pool.train],
-                                  size=_limited(sets.teacher_size, sets.limit))
-    except (QuestionFileError, OSError) as exc:
+                                  size=_limited(sets.teacher_size, sets.limit),
+                                  formats=sets.formats)
+    except (QuestionFileError, OSError, ValueError) as exc:
         raise StepError(f"cannot read training questions: {exc}") from exc
     write_questions(db, [("test", test), ("validation", validation), ("blend", pool.blend),
-                         ("train", pool.train), ("teacher", extra.train)])
+                         ("train", pool.train), ("teacher", extra.train)], _kinds(sets))
     log(f"{len(test)} test, {len(validation)} validation, {len(pool.blend)} blend, "
         f"{len(pool.train)} train and {len(extra.train)} teacher-only questions; cleaning "
         f"dropped {dict(pool.dropped)} of the training files and {dict(extra.dropped)} of "
@@ -111,15 +141,23 @@ def stored_version(db: duckdb.DuckDBPyConnection) -> str:
 
 def describe(db: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     counts = dict(db.execute("SELECT role, count(*) FROM questions GROUP BY role").fetchall())
-    by_set = db.execute("SELECT role, source, count(*), count(gold_title) FROM questions "
-                        "GROUP BY role, source ORDER BY role, source").fetchall()
-    table = ["| role | question set | questions | with a recorded source passage |",
-             "|---|---|---|---|"] + [f"| {r} | {s} | {n} | {g} |" for r, s, n, g in by_set]
+    by_set = db.execute(
+        "SELECT role, source, count(*), count(gold_title), string_agg(DISTINCT kind, ', ' "
+        "ORDER BY kind), count(passage) FROM questions GROUP BY role, source "
+        "ORDER BY role, source").fetchall()
+    table = ["| role | question set | questions | kinds (format/options) | with a recorded "
+             "source passage | with the set's own passage (not shown to readers) |",
+             "|---|---|---|---|---|---|"] + [
+        f"| {r} | {s} | {n} | {k} | {g} | {p} |" for r, s, n, g, k, p in by_set]
+    options = db.execute("SELECT role, options, count(*) FROM questions GROUP BY ALL "
+                         "ORDER BY ALL").fetchall()
     return {
         "row_count": sum(counts.values()),
         **{f"{role}_questions": counts.get(role, 0)
            for role in ("test", "validation", "blend", "train", "teacher")},
         "questions_by_role_and_set": Markdown("\n".join(table)),
+        "questions_by_option_count": {f"{role} with {n} options": count
+                                      for role, n, count in options},
         "preview": Markdown(markdown_preview(
             db, "SELECT role, id, prompt, A, answer FROM questions ORDER BY role, row LIMIT 5")),
     }

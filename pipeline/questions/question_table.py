@@ -5,6 +5,11 @@ on), ``blend`` (labelled, scored by the readers to fit their blend, never traine
 ``train`` (labelled, the multiple-choice reader's fine-tuning set) and ``teacher`` (labelled or
 not, for the distillation's teacher to label). Question ids are unique within a role, not
 across roles.
+
+Options sit in columns ``A`` to ``J``, NULL past the question's ``options`` (its count); ``kind``
+says what kind of exam a question comes from (its file's format and its number of options, see
+:func:`kind_of`), which tells the cascade whether the blend was fitted on questions like it.
+``passage`` is the set's own gold passage where its format has one (SciQ's ``support``).
 """
 
 from __future__ import annotations
@@ -13,25 +18,40 @@ from collections.abc import Iterable
 
 import duckdb
 
-from pipeline.questions.csv_format import LETTERS, Question, gold_title
-from pipeline.tables import transaction
+from pipeline.questions.csv_format import gold_title
+from pipeline.questions.question import MAX_OPTIONS, Question
+from pipeline.tables import option_column_ddl, option_columns, transaction
 
-DDL = """CREATE OR REPLACE TABLE questions (
+DDL = f"""CREATE OR REPLACE TABLE questions (
     role VARCHAR, id VARCHAR, source VARCHAR, row INTEGER, prompt VARCHAR,
-    A VARCHAR, B VARCHAR, C VARCHAR, D VARCHAR, E VARCHAR, answer VARCHAR, gold_title VARCHAR)"""
-VERSION_COLUMNS = "role, id, source, row, prompt, A, B, C, D, E, answer"
+    {option_column_ddl("VARCHAR")}, options INTEGER, answer VARCHAR, gold_title VARCHAR,
+    kind VARCHAR, passage VARCHAR)"""
+VERSION_COLUMNS = f"role, id, source, row, prompt, {option_columns()}, answer, kind, passage"
+
+
+def kind_of(question: Question, file_format: str) -> str:
+    """What kind of exam a question is: its file's format and its number of options
+    (``kaggle_csv/5`` for the competition's questions, ``arc/4`` for OpenBookQA's)."""
+    return f"{file_format}/{len(question.options)}"
 
 
 def write_questions(db: duckdb.DuckDBPyConnection,
-                    sets: Iterable[tuple[str, list[Question]]]) -> None:
-    """Replace the table with ``sets`` of (role, questions), in one transaction."""
+                    sets: Iterable[tuple[str, list[Question]]],
+                    kinds: dict[str, str] | None = None) -> None:
+    """Replace the table with ``sets`` of (role, questions), in one transaction; ``kinds``
+    gives each question set's (source's) kind stem (its file format), default ``kaggle_csv``."""
+    kinds = kinds or {}
     with transaction(db):
         db.execute(DDL)
         for role, questions in sets:
-            for q in questions:
-                db.execute("INSERT INTO questions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [role, q.id, q.source, q.row, q.prompt, *q.options, q.answer,
-                            gold_title(q)])
+            if not questions:
+                continue
+            db.executemany(
+                f"INSERT INTO questions VALUES ({', '.join('?' * (MAX_OPTIONS + 10))})",
+                [[role, q.id, q.source, q.row, q.prompt,
+                  *q.options, *[None] * (MAX_OPTIONS - len(q.options)), len(q.options),
+                  q.answer, gold_title(q), kind_of(q, kinds.get(q.source, "kaggle_csv")),
+                  q.passage] for q in questions])
 
 
 def read_question_table(db: duckdb.DuckDBPyConnection, role: str | None = None
@@ -40,7 +60,8 @@ def read_question_table(db: duckdb.DuckDBPyConnection, role: str | None = None
     between the pool's files broken by file and id, so the same data is always read (and
     trained on) in the same order."""
     rows = db.execute(
-        f"SELECT role, id, prompt, {', '.join(LETTERS)}, answer, source, row FROM questions "
-        "WHERE ? IS NULL OR role = ? ORDER BY role, row, source, id", [role, role]).fetchall()
-    return [(r[0], Question(id=r[1], prompt=r[2], options=tuple(r[3:8]), answer=r[8],
-                            source=r[9], row=r[10])) for r in rows]
+        f"SELECT role, id, prompt, options, answer, source, row, passage, {option_columns()} "
+        "FROM questions WHERE ? IS NULL OR role = ? ORDER BY role, row, source, id",
+        [role, role]).fetchall()
+    return [(r[0], Question(id=r[1], prompt=r[2], options=tuple(r[8:8 + r[3]]), answer=r[4],
+                            source=r[5], row=r[6], passage=r[7])) for r in rows]

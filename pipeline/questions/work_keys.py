@@ -20,7 +20,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.tables import transaction
 
 Key = tuple[str, str]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import Levenshtein
 import numpy as np
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.retrieval.passages import Passage
 from pipeline.retrieval.queries import words
 

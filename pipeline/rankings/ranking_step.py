@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 
 from pipeline.questions import work_keys
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.questions.question_table import read_question_table
 from pipeline.questions.roles import ranked_roles
 from pipeline.rankings import context_table

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 import duckdb
 import numpy as np
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.rankings.orders import RankedPassage, cosine_similarities, semantic_scores
 from pipeline.retrieval.dense import load_matrix, normalise
 from pipeline.retrieval.embeddings import TextEncoder, embed_missing

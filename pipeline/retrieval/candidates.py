@@ -22,7 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.retrieval.passages import Passage, chunk_rows, collect_passages
 from pipeline.retrieval.queries import build_queries
 from pipeline.tables import Check, append, transaction

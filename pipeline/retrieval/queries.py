@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
 from pipeline.corpus.chunking import sentence_offsets
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.questions.question import Question
 
 STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)
 PROMPT = "prompt"
@@ -77,7 +77,7 @@ def build_queries(question: Question, stop_words: Collection[str] = STOP_WORDS) 
     """
     queries: list[Query] = []
     seen: set[tuple[str, ...]] = set()
-    parts = [(PROMPT, question.prompt), *zip(LETTERS, question.options, strict=True)]
+    parts = [(PROMPT, question.prompt), *zip(question.letters, question.options, strict=True)]
     for label, text in parts:
         for index, sentence in enumerate(split_sentences(text)):
             query_words = unique_words(sentence, stop_words)

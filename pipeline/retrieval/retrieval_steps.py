@@ -13,7 +13,7 @@ import duckdb
 import numpy as np
 
 from pipeline.questions import work_keys
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.questions.question_table import read_question_table
 from pipeline.rankings import context_table
 from pipeline.rankings.orders import question_text

@@ -64,7 +64,8 @@ def test_by_default_blend_and_train_come_from_the_set_whose_sources_the_corpus_h
                 result.asset_materializations_for_node("questions")[0].metadata.items()}
     assert (metadata["test_questions"], metadata["validation_questions"]) == (200, 225)
     assert (metadata["blend_questions"], metadata["train_questions"]) == (150, 300)
-    assert "| train | stem_1k | 300 | 300 |" in metadata["questions_by_role_and_set"]
+    assert ("| train | stem_1k | 300 | kaggle_csv/5 | 300 | 0 |"
+            in metadata["questions_by_role_and_set"])
     with duckdb.connect(str(tmp_path / "w.duckdb")) as db:
         sources = dict(db.execute("SELECT source, count(*) FROM questions WHERE role IN "
                                   "('blend', 'train') GROUP BY source").fetchall())
@@ -122,3 +123,50 @@ def test_rows_deleted_behind_an_up_to_date_step_are_written_again(tmp_path: Path
     assert _up_to_date(again) is False
     with duckdb.connect(str(database)) as db:
         assert len(read_question_table(db, "test")) == 2
+
+
+FORMAT_FIXTURES = {
+    "kaggle.csv": "id,prompt,A,B,C,D,E,answer\nk1,Which gas do plants release?,Oxygen,Argon,"
+                  "Neon,Helium,,A\n",
+    "mmlu_own.csv": "Which gas do plants release?,Argon,Oxygen,Neon,Helium,B\n",
+    "arc.jsonl": '{"id": "a1", "question": {"stem": "Which gas do plants release?", "choices": '
+                 '[{"label": "1", "text": "Argon"}, {"label": "2", "text": "Neon"}, '
+                 '{"label": "3", "text": "Oxygen"}]}, "answerKey": "3"}\n',
+    "obqa.jsonl": '{"id": "o1", "question_stem": "Which gas do plants release?", "choices": '
+                  '{"label": ["A", "B", "C", "D"], "text": ["Argon", "Neon", "Helium", '
+                  '"Oxygen"]}, "answerKey": "D"}\n',
+    "mmlu_hf.jsonl": '{"question": "Which gas do plants release?", "choices": ["Argon", "Neon",'
+                     ' "Oxygen", "Helium"], "answer": 2}\n',
+    "sciq.jsonl": '{"question": "Which gas do plants release?", "correct_answer": "Oxygen", '
+                  '"distractor1": "Argon", "distractor2": "Neon", "distractor3": "Helium", '
+                  '"support": "Plants release oxygen in photosynthesis."}\n',
+}
+
+
+def test_every_format_is_answered_through_the_asset_with_its_own_option_count(
+        tmp_path: Path) -> None:
+    """Each format a public exam ships in is read by the questions asset as the test file: the
+    options it has (never a padded fifth), the answer on the right letter, its kind recorded,
+    and SciQ's passage kept apart from the prompt."""
+    database = tmp_path / "w.duckdb"
+    with DagsterInstance.ephemeral() as instance:
+        for name, text in FORMAT_FIXTURES.items():
+            path = tmp_path / name
+            path.write_text(text)
+            result = run(instance, database, test_path=str(path),
+                         validation_path=str(QUESTIONS / "labelled.csv"),
+                         validation_split=False)
+            assert result.success, name
+            metadata = result.asset_materializations_for_node("questions")[0].metadata
+            with duckdb.connect(str(database)) as db:
+                (question,) = [q for _, q in read_question_table(db, "test")]
+                kind, passage = db.execute(
+                    "SELECT kind, passage FROM questions WHERE role = 'test'").fetchone()
+            assert question.option(question.answer) == "Oxygen", name
+            count = len(question.options)
+            assert count == (3 if name == "arc.jsonl" else 4), name
+            assert metadata["questions_by_option_count"].value[f"test with {count} options"] == 1
+            assert kind.endswith(f"/{count}") and kind.split("/")[0] in (
+                "kaggle_csv", "mmlu_csv", "arc", "mmlu", "sciq"), name
+            assert (passage is not None) == (name == "sciq.jsonl")
+            assert "photosynthesis" not in question.prompt

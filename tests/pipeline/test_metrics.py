@@ -22,8 +22,10 @@ from pipeline.metrics import (
     precision_at_rank,
     recall_at_k,
     recall_hits,
+    top1_hits,
 )
-from pipeline.questions.csv_format import LETTERS
+from pipeline.questions.question import LETTERS
+from tests.pipeline.answering.blend.synthetic import padded
 
 
 def test_average_precision_at_3_by_rank() -> None:
@@ -62,10 +64,10 @@ def test_precision_at_rank_is_the_one_rule() -> None:
 
 
 def test_average_precisions_of_scores_hand_computed_ties_by_letter_nan_last() -> None:
-    scores = np.array([[0.1, 0.9, 0.5, 0.7, 0.0],      # B D C A E
-                       [1.0, 1.0, 1.0, 1.0, 1.0],      # all tied: A B C D E
-                       [0.0, 0.0, 2.0, 2.0, 1.0],      # C D E A B
-                       [np.nan, 0.0, -1.0, 0.5, 0.5]])  # D E B C A
+    scores = padded([[0.1, 0.9, 0.5, 0.7, 0.0],      # B D C A E
+                     [1.0, 1.0, 1.0, 1.0, 1.0],      # all tied: A B C D E
+                     [0.0, 0.0, 2.0, 2.0, 1.0],      # C D E A B
+                     [np.nan, 0.0, -1.0, 0.5, 0.5]])  # D E B C A
     answers = ["C", "B", "D", "A"]
     assert answer_ranks(scores, answers).tolist() == [3, 2, 2, 5]
     assert average_precisions(scores, answers) == pytest.approx([1 / 3, 0.5, 0.5, 0.0])
@@ -75,15 +77,26 @@ def test_average_precisions_of_scores_hand_computed_ties_by_letter_nan_last() ->
     with pytest.raises(ValueError, match="answers"):
         average_precisions(scores, answers[:3])
     with pytest.raises(ValueError, match="letters"):
-        average_precisions(scores, ["A", "B", "F", None])  # type: ignore[list-item]
+        average_precisions(scores, ["A", "B", "K", None])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="shape"):
-        average_precisions(scores[:, :4], answers)
+        average_precisions(scores[:, :5], answers)
+
+
+def test_a_missing_option_ranks_below_every_option_a_question_has() -> None:
+    """A three-option question's answer C ranked third is worth 1/3, never beaten by the
+    options it does not have; a top-1 hit is counted as accuracy."""
+    scores = padded([[0.5, 0.9, 0.1], [0.1, 0.2, 0.9]])
+    assert answer_ranks(scores, ["C", "C"]).tolist() == [3, 1]
+    assert average_precisions(scores, ["C", "C"]) == pytest.approx([1 / 3, 1.0])
+    assert top1_hits(scores, ["B", "B"]).tolist() == [True, False]
 
 
 def test_vectorised_map3_matches_the_metric_on_the_predictions() -> None:
     rng = np.random.default_rng(5)
-    scores = rng.integers(0, 4, size=(300, 5)).astype(float)
-    answers = [LETTERS[i] for i in rng.integers(0, 5, size=300)]
+    counts = rng.integers(2, 8, size=300)
+    scores = np.where(np.arange(10) < counts[:, None],
+                      rng.integers(0, 4, size=(300, 10)).astype(float), np.nan)
+    answers = [LETTERS[rng.integers(0, n)] for n in counts]
     np.testing.assert_array_equal(average_precisions(scores, answers),
                                   map_at_3_scores(predictions(scores), answers))
 

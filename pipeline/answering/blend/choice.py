@@ -16,16 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.answering.blend.logit import calibrated, fit_logit, fit_temperature
-from pipeline.answering.blend.normalisation import (
-    OPTIONS,
-    Normalisation,
-    checked_sources,
-    normalise,
-)
+from pipeline.answering.blend.normalisation import Normalisation, checked_sources, normalise
 from pipeline.answering.blend.ranker import LearnedRanker, train_ranker
 from pipeline.answering.blend.scores import apply, equal_weights
 from pipeline.answering.blend.weights import fit_weights
 from pipeline.metrics import answer_indices, average_precisions
+from pipeline.questions.question import MAX_OPTIONS
 
 METHODS = ("logit", "weights", "ranker", "equal")
 MIN_RANKER_QUESTIONS = 40
@@ -46,7 +42,8 @@ class FittedBlend:
 
     def scores(self, per_source_logits: Mapping[str, np.ndarray],
                extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """``(n, 5)`` scores of new questions, higher is better (log-odds for the ranker)."""
+        """``(n, MAX_OPTIONS)`` scores of new questions, higher is better (log-odds for the
+        ranker)."""
         if self.ranker is not None:
             p = np.clip(self.ranker.score(per_source_logits, extra), 1e-9, 1 - 1e-9)
             return np.log(p / (1 - p))
@@ -54,7 +51,7 @@ class FittedBlend:
 
     def log_probabilities(self, per_source_logits: Mapping[str, np.ndarray],
                           extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Calibrated log-probabilities of the five options."""
+        """Calibrated log-probabilities of each question's options."""
         return calibrated(self.scores(per_source_logits, extra), self.temperature)
 
 
@@ -116,13 +113,13 @@ def choose_blend(fit_logits: Mapping[str, np.ndarray], fit_answers: Sequence[str
     n = len(fit_answers)
     if n < max(folds, 2):
         equal = FittedBlend("equal", equal_weights(arrays))
-        return BlendChoice("equal", equal, {}, np.zeros((0, OPTIONS)))
+        return BlendChoice("equal", equal, {}, np.zeros((0, MAX_OPTIONS)))
     gold = answer_indices(fit_answers)
     tried = [m for m in methods if m != "ranker" or n >= MIN_RANKER_QUESTIONS]
     order = np.random.default_rng(seed).permutation(n)
     fold_of = np.empty(n, dtype=np.int64)
     fold_of[order] = np.arange(n) % folds
-    oof = {m: np.zeros((n, OPTIONS)) for m in tried}
+    oof = {m: np.full((n, MAX_OPTIONS), np.nan) for m in tried}
     answers = list(fit_answers)
     for k in range(folds):
         train, held = np.flatnonzero(fold_of != k), np.flatnonzero(fold_of == k)

@@ -12,9 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.special import logsumexp
 
-from pipeline.answering.blend.normalisation import checked_logits
+from pipeline.answering.blend.normalisation import checked_logits, log_softmax
 from pipeline.answering.blend.weights import surrogate_weights
 from pipeline.metrics import answer_indices
 
@@ -26,7 +25,8 @@ LOGIT_L2 = 0.01
 
 def fit_logit(stack: np.ndarray, gold: np.ndarray, l2: float = LOGIT_L2) -> np.ndarray:
     """Non-negative weights of a conditional logit: ``P(k) = softmax_k(sum_s w_s stack[s, :, k])``
-    fitted by penalised maximum likelihood (``stack`` is ``(sources, n, 5)``).
+    fitted by penalised maximum likelihood (``stack`` is ``(sources, n, MAX_OPTIONS)``, NaN
+    past each question's options).
 
     The weights' scale is the blend's temperature, so the probabilities come out calibrated on
     the questions it was fitted on; that is what the cascade's confidence needs.
@@ -35,9 +35,8 @@ def fit_logit(stack: np.ndarray, gold: np.ndarray, l2: float = LOGIT_L2) -> np.n
 
 
 def calibrated(scores: np.ndarray, temperature: float) -> np.ndarray:
-    """``log softmax(scores / temperature)`` per question."""
-    scaled = checked_logits(scores, "scores") / temperature
-    return scaled - logsumexp(scaled, axis=1, keepdims=True)
+    """``log softmax(scores / temperature)`` per question, over its options."""
+    return log_softmax(checked_logits(scores, "scores") / temperature)
 
 
 def fit_temperature(scores: np.ndarray, answers: Sequence[str]) -> float:

@@ -18,13 +18,14 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import GroupKFold
 
 from pipeline.answering.blend.normalisation import (
-    OPTIONS,
     Normalisation,
     checked_sources,
     normalise,
+    present,
 )
 from pipeline.answering.blend.scores import ranked_options
 from pipeline.metrics import answer_indices, average_precisions
+from pipeline.questions.question import MAX_OPTIONS
 
 DEFAULT_RANKER_PARAMS: dict[str, Any] = {
     "max_iter": 200, "learning_rate": 0.05, "max_leaf_nodes": 15, "min_samples_leaf": 20,
@@ -34,13 +35,15 @@ DEFAULT_RANKER_PARAMS: dict[str, Any] = {
 
 def option_features(per_source_logits: Mapping[str, np.ndarray],
                     extra: Mapping[str, np.ndarray] | None = None,
-                    normalisation: Normalisation = "softmax") -> tuple[np.ndarray, list[str]]:
-    """One row per option (question-major: question 0's A to E, then question 1's...).
+                    normalisation: Normalisation = "softmax"
+                    ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """One row per option a question has (question-major: question 0's options, then question
+    1's...), with the ``(n, MAX_OPTIONS)`` mask of which cells the rows are.
 
     Per source: its normalised logit, the option's rank within the question under that source
     (0 = best, ties to the earlier letter) and its gap to the question's best normalised logit.
-    Per extra ``(n, 5)`` signal: its raw value and its per-question z-score (raw values such
-    as BM25 sums are not comparable across questions; the z-score is).
+    Per extra ``(n, MAX_OPTIONS)`` signal: its raw value and its per-question z-score (raw
+    values such as BM25 sums are not comparable across questions; the z-score is).
     """
     arrays = checked_sources(per_source_logits)
     extras = checked_sources(extra) if extra else {}
@@ -49,23 +52,26 @@ def option_features(per_source_logits: Mapping[str, np.ndarray],
         raise ValueError("extra signals cover a different number of questions than the logits")
     columns: list[np.ndarray] = []
     names: list[str] = []
+    mask = present(next(iter(arrays.values())))
     for name, array in arrays.items():
         normalised = normalise(array, normalisation)
-        ranks = np.empty((n, OPTIONS))
-        np.put_along_axis(ranks, ranked_options(array), np.arange(OPTIONS)[None, :], axis=1)
-        gap = normalised.max(axis=1, keepdims=True) - normalised
+        ranks = np.empty((n, MAX_OPTIONS))
+        np.put_along_axis(ranks, ranked_options(array), np.arange(MAX_OPTIONS)[None, :], axis=1)
+        gap = np.nanmax(normalised, axis=1, keepdims=True) - normalised
         columns += [normalised, ranks, gap]
         names += [f"{name}:{normalisation}", f"{name}:rank", f"{name}:gap"]
     for name, array in extras.items():
+        array = np.where(mask, array, np.nan)
         columns += [array, normalise(array, "zscore")]
         names += [f"{name}:raw", f"{name}:zscore"]
-    features = np.stack([c.reshape(-1) for c in columns], axis=1)
-    return features, names
+    features = np.stack([c[mask] for c in columns], axis=1)
+    return features, names, mask
 
 
 @dataclass
 class LearnedRanker:
-    """A fitted option classifier; :meth:`score` gives ``(n, 5)`` scores for new questions."""
+    """A fitted option classifier; :meth:`score` gives ``(n, MAX_OPTIONS)`` scores for new
+    questions (NaN past each question's options)."""
 
     estimator: HistGradientBoostingClassifier
     sources: tuple[str, ...]
@@ -75,13 +81,15 @@ class LearnedRanker:
 
     def score(self, per_source_logits: Mapping[str, np.ndarray],
               extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Probability that each option is correct, shape ``(n, 5)``; rank with it."""
+        """Probability that each option is correct, shape ``(n, MAX_OPTIONS)``; rank with it."""
         extra = extra or {}
         if tuple(per_source_logits) != self.sources or tuple(extra) != self.extras:
             raise ValueError(f"the ranker was fitted on sources {self.sources} and extras "
                              f"{self.extras}, not {tuple(per_source_logits)} and {tuple(extra)}")
-        features, _ = option_features(per_source_logits, extra, self.normalisation)
-        return self.estimator.predict_proba(features)[:, 1].reshape(-1, OPTIONS)
+        features, _, mask = option_features(per_source_logits, extra, self.normalisation)
+        scores = np.full(mask.shape, np.nan)
+        scores[mask] = self.estimator.predict_proba(features)[:, 1]
+        return scores
 
 
 @dataclass
@@ -106,16 +114,18 @@ def _classifier(params: Mapping[str, Any] | None, seed: int) -> HistGradientBoos
 
 def _ranker_rows(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[str],
                  extra: Mapping[str, np.ndarray] | None, normalisation: Normalisation
-                 ) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """Option rows, their feature names and 0/1 targets ("this option is the answer")."""
+                 ) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Option rows, their feature names, 0/1 targets ("this option is the answer") and the
+    question each row belongs to."""
     gold = answer_indices(answers)
-    features, names = option_features(per_source_logits, extra, normalisation)
-    n = len(features) // OPTIONS
+    features, names, mask = option_features(per_source_logits, extra, normalisation)
+    n = len(mask)
     if len(gold) != n:
         raise ValueError(f"{n} questions but {len(gold)} answers")
-    target = np.zeros((n, OPTIONS), dtype=np.int64)
+    target = np.zeros(mask.shape, dtype=np.int64)
     target[np.arange(n), gold] = 1
-    return features, names, target.reshape(-1)
+    groups = np.broadcast_to(np.arange(n)[:, None], mask.shape)[mask]
+    return features, names, target[mask], groups
 
 
 def train_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[str],
@@ -123,7 +133,7 @@ def train_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[
                  normalisation: Normalisation = "zscore",
                  params: Mapping[str, Any] | None = None) -> LearnedRanker:
     """The learned ranker fitted on every one of these *training* questions."""
-    features, names, target = _ranker_rows(per_source_logits, answers, extra, normalisation)
+    features, names, target, _ = _ranker_rows(per_source_logits, answers, extra, normalisation)
     return LearnedRanker(_classifier(params, seed).fit(features, target),
                          tuple(per_source_logits), tuple(extra or {}), normalisation,
                          tuple(names))
@@ -141,20 +151,20 @@ def fit_ranker(per_source_logits: Mapping[str, np.ndarray], answers: Sequence[st
     :meth:`LearnedRanker.score`, never these.
     """
     gold = answer_indices(answers)
-    features, _, target = _ranker_rows(per_source_logits, answers, extra, normalisation)
+    features, _, target, groups = _ranker_rows(per_source_logits, answers, extra, normalisation)
     n = len(gold)
     if not 2 <= folds <= n:
         raise ValueError(f"need 2 <= folds <= questions ({n}), not {folds}")
-    groups = np.repeat(np.arange(n), OPTIONS)
 
-    oof = np.zeros(n * OPTIONS, dtype=np.float64)
+    oof = np.zeros(len(features), dtype=np.float64)
     fold_of = np.zeros(n, dtype=np.int64)
     splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     for k, (fit_rows, held_rows) in enumerate(splitter.split(features, target, groups)):
         classifier = _classifier(params, seed).fit(features[fit_rows], target[fit_rows])
         oof[held_rows] = classifier.predict_proba(features[held_rows])[:, 1]
         fold_of[groups[held_rows]] = k
-    oof_scores = oof.reshape(n, OPTIONS)
+    oof_scores = np.full((n, MAX_OPTIONS), np.nan)
+    oof_scores[present(next(iter(checked_sources(per_source_logits).values())))] = oof
 
     model = train_ranker(per_source_logits, answers, extra, seed=seed,
                          normalisation=normalisation, params=params)

@@ -31,12 +31,15 @@ SEARCH_STEPS = (0.5, 0.25, 0.1, 0.05, 0.02, 0.01)
 
 def surrogate_weights(stack: np.ndarray, gold: np.ndarray, l2: float = 0.0) -> np.ndarray:
     """Non-negative weights maximising the log-likelihood of softmax(sum_s w_s * stack[s]),
-    less ``l2`` times their squared norm (``stack`` is ``(sources, n, 5)``)."""
+    less ``l2`` times their squared norm (``stack`` is ``(sources, n, MAX_OPTIONS)``, NaN past
+    each question's options: those get no probability)."""
     sources, n, _ = stack.shape
     rows = np.arange(n)
+    absent = np.where(np.isnan(stack[0]), -np.inf, 0.0)
+    stack = np.nan_to_num(stack, nan=0.0)
 
     def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
-        blended = np.tensordot(w, stack, axes=1)
+        blended = np.tensordot(w, stack, axes=1) + absent
         log_norm = logsumexp(blended, axis=1)
         probabilities = np.exp(blended - log_norm[:, None])
         value = -(blended[rows, gold] - log_norm).mean() + l2 * float(w @ w)

@@ -1,10 +1,12 @@
-"""Readers: score a question's five options against its packed context.
+"""Readers: score each option a question has against its packed context.
 
-A reader turns (question, context) into five logits, higher meaning more likely correct. The
-logits of different readers are on different scales (a similarity, a weighted word overlap, a
-language model's log-probability), so they are only comparable within one question and one
-reader; :mod:`pipeline.answering.blend` normalises them per question before weighting readers
-together.
+A reader turns (question, context) into one logit per option the question has (2 to 10),
+higher meaning more likely correct; a batch of questions is an ``(n, MAX_OPTIONS)`` array whose
+columns past each question's last option are NaN (see :func:`pad`): the options a question does
+not have are masked, never scored. The logits of different readers are on different scales (a
+similarity, a weighted word overlap, a language model's log-probability), so they are only
+comparable within one question and one reader; :mod:`pipeline.answering.blend` normalises them
+per question before weighting readers together.
 
 The readers here need no training (:mod:`pipeline.answering.readers.lexical`,
 :mod:`pipeline.answering.readers.similarity`), so they can score every question set without any
@@ -13,14 +15,12 @@ risk of having seen its answers.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from pipeline.questions.csv_format import LETTERS, Question
-
-OPTIONS = len(LETTERS)
+from pipeline.questions.question import MAX_OPTIONS, Question
 
 
 @runtime_checkable
@@ -35,27 +35,46 @@ class Reader(Protocol):
     name: str
 
     def score(self, question: Question, context: str) -> np.ndarray:
-        """Five float logits, one per option A to E; higher means more likely correct."""
+        """One float logit per option the question has, in order; higher means more likely
+        correct."""
         ...
 
     def score_many(self, items: Iterable[tuple[Question, str]]) -> np.ndarray:
-        """An ``(n, 5)`` array: the logits of each (question, context) pair, in order."""
+        """An ``(n, MAX_OPTIONS)`` array, NaN past each question's options (see :func:`pad`)."""
         return score_each(self, items)
 
 
 def score_each(reader: Reader, items: Iterable[tuple[Question, str]]) -> np.ndarray:
-    """Score (question, context) pairs one by one; always ``(n, 5)``, even for no pairs."""
-    rows = [check_logits(reader.score(question, context)) for question, context in items]
-    if not rows:
-        return np.zeros((0, OPTIONS), dtype=np.float64)
-    return np.vstack(rows)
+    """Score (question, context) pairs one by one; always ``(n, MAX_OPTIONS)``, even for none."""
+    return pad([check_logits(reader.score(question, context), len(question.options))
+                for question, context in items])
 
 
-def check_logits(logits: np.ndarray) -> np.ndarray:
-    """``logits`` as five finite float64s; a reader that breaks this is a bug, so it raises."""
+def pad(rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-question logits of varying length as one ``(n, MAX_OPTIONS)`` float64 array, NaN
+    where a question has no option."""
+    array = np.full((len(rows), MAX_OPTIONS), np.nan)
+    for i, row in enumerate(rows):
+        array[i, : len(row)] = row
+    return array
+
+
+def option_counts(questions: Iterable[Question]) -> np.ndarray:
+    """How many options each question has, as an int array."""
+    return np.array([len(q.options) for q in questions], dtype=np.int64)
+
+
+def option_mask(counts: np.ndarray) -> np.ndarray:
+    """``(n, MAX_OPTIONS)`` booleans: True where question ``i`` has option ``j``."""
+    return np.arange(MAX_OPTIONS)[None, :] < np.asarray(counts)[:, None]
+
+
+def check_logits(logits: np.ndarray, options: int) -> np.ndarray:
+    """``logits`` as ``options`` finite float64s; a reader that breaks this is a bug, so it
+    raises."""
     array = np.asarray(logits, dtype=np.float64)
-    if array.shape != (OPTIONS,):
-        raise ValueError(f"a reader must give {OPTIONS} logits, not shape {array.shape}")
+    if array.shape != (options,):
+        raise ValueError(f"a reader must give {options} logits, not shape {array.shape}")
     if not np.all(np.isfinite(array)):
         raise ValueError(f"a reader gave non-finite logits: {array}")
     return array

@@ -1,27 +1,30 @@
-"""A causal-LM reader: score the five options by the next-token logits of the answer letters.
+"""A causal-LM reader: score a question's options by the next-token logits of their letters.
 
 Why this design (the answer-letter approach of the Kaggle solutions): the prompt lists the
-retrieved context, the question and the options labelled A to E, and ends where the answer
-letter is due; one forward pass then scores all five options at once by the logits of the tokens
-``" A"`` .. ``" E"``. Scoring each option's full text by its likelihood would need five passes
-and favours short, common wordings.
+retrieved context, the question and the question's own options labelled A onwards (two to ten:
+``A.`` .. ``D.`` for a four-option question, never a letter it lacks), and ends where the answer
+letter is due; one forward pass then scores all the options at once by the logits of the tokens
+``" A"`` .. (one per option). Only those letters' logits are read and log-softmaxed, so a letter
+the question does not have takes no probability mass. Scoring each option's full text by its
+likelihood would need one pass per option and favours short, common wordings.
 
 Small LMs prefer some letters whatever the content (position bias). The 5th-place trick cancels
-it: the question is asked again with the options rotated cyclically (``permutations`` of the 5
-rotations), each rotation's letter scores are mapped back to the original options and averaged.
-Over all five rotations every option sits once in every slot, so the average no longer depends
-on the order the options came in. Each rotation's letter logits are turned into log-softmax over
-the five letters before averaging, so a rotation with a larger logit scale does not dominate.
+it: the question is asked again with its ``k`` options rotated cyclically (``min(permutations,
+k)`` of the ``k`` rotations), each rotation's letter scores are mapped back to the original
+options and averaged. Over all ``k`` rotations every option sits once in every slot, so the
+average no longer depends on the order the options came in. Each rotation's letter logits are
+turned into log-softmax over the question's letters before averaging, so a rotation with a
+larger logit scale does not dominate.
 
 The context is the long part of the prompt and is the same for every rotation: the prompt puts
 it (with the question) first, encodes that prefix once and reuses its key/value cache for each
-rotation's suffix (the options and the answer cue), so the context is not encoded five times.
-The prefix and the suffix are tokenised separately and concatenated as token ids, so the cached
-and the re-encoded paths see exactly the same tokens (``reuse_prefix=False`` re-encodes, for
-checking and timing). Measured on this project's 2-core CPU with 1 torch thread (while other
-jobs ran, so roughly), SmolLM2-135M, a 400-token context, 5 rotations: 2.5 s per question with
-the cache against 8.8 s re-encoding (3.5x); 1 rotation costs 2.0 s, so the four extra rotations
-add only ~25 % once the context is cached.
+rotation's suffix (the options and the answer cue), so the context is not encoded once per
+rotation. The prefix and the suffix are tokenised separately and concatenated as token ids, so
+the cached and the re-encoded paths see exactly the same tokens (``reuse_prefix=False``
+re-encodes, for checking and timing). Measured on this project's 2-core CPU with 1 torch thread
+(while other jobs ran, so roughly), SmolLM2-135M, a 400-token context, 5 rotations of a
+five-option question: 2.5 s per question with the cache against 8.8 s re-encoding (3.5x); 1
+rotation costs 2.0 s, so the four extra rotations add only ~25 % once the context is cached.
 
 The context is cut to ``max_context_tokens`` tokens from the end (the beginning is kept: the
 contexts are built most relevant passage first).
@@ -42,16 +45,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from pipeline.answering.readers import pad
 from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel, resolve
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.questions.question import LETTERS, MAX_OPTIONS, MIN_OPTIONS, Question
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_MAX_CONTEXT_TOKENS = 384
-N_OPTIONS = len(LETTERS)
+DEFAULT_PERMUTATIONS = 5
 
 SYSTEM = ("You answer multiple-choice science questions. Use the context. Reply with the "
           "letter of the correct option.")
@@ -59,11 +63,24 @@ SYSTEM = ("You answer multiple-choice science questions. Use the context. Reply 
 
 @dataclass(frozen=True)
 class CausalLMScores:
-    """Scores of a batch of questions: ``logits`` (n, 5) in the questions' own option order
-    (higher is better), and the wall-clock seconds spent per question (for cost comparisons)."""
+    """Scores of a batch of questions: ``logits`` ``(n, MAX_OPTIONS)`` in the questions' own
+    option order (higher is better), NaN past each question's options, and the wall-clock
+    seconds spent per question (for cost comparisons)."""
 
     logits: np.ndarray
     seconds_per_question: float
+
+
+def check_options(options: Sequence[str]) -> None:
+    """A letter prompt needs 2 to ``MAX_OPTIONS`` options."""
+    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        raise ValueError(f"{len(options)} options; a question has {MIN_OPTIONS} to "
+                         f"{MAX_OPTIONS}")
+
+
+def check_permutations(permutations: int) -> None:
+    if not 1 <= permutations <= MAX_OPTIONS:
+        raise ValueError(f"permutations must be 1..{MAX_OPTIONS}, not {permutations}")
 
 
 def question_block(prompt: str, context: str) -> str:
@@ -72,9 +89,10 @@ def question_block(prompt: str, context: str) -> str:
 
 
 def options_block(options: Sequence[str]) -> str:
-    """The options, one per line, labelled A to E."""
+    """The options, one per line, labelled with the first ``len(options)`` letters."""
+    check_options(options)
     return "".join(f"{letter}. {option.strip()}\n"
-                   for letter, option in zip(LETTERS, options, strict=True))
+                   for letter, option in zip(LETTERS[: len(options)], options, strict=True))
 
 
 def user_message(prompt: str, options: Sequence[str], context: str) -> str:
@@ -83,8 +101,23 @@ def user_message(prompt: str, options: Sequence[str], context: str) -> str:
 
 
 def rotation(options: Sequence[str], shift: int) -> list[str]:
-    """The options rotated left by ``shift``: slot ``i`` shows original option ``(i+shift)%5``."""
-    return [options[(i + shift) % N_OPTIONS] for i in range(N_OPTIONS)]
+    """The ``k`` options rotated left by ``shift``: slot ``i`` shows original option
+    ``(i + shift) % k``."""
+    k = len(options)
+    return [options[(i + shift) % k] for i in range(k)]
+
+
+def rotations(permutations: int, options: int) -> int:
+    """How many rotations a question of ``options`` options is asked in: at most its own
+    ``options`` distinct ones."""
+    return min(permutations, options)
+
+
+def unrotate(total: np.ndarray, slot_scores: np.ndarray, shift: int) -> None:
+    """Add a rotation's per-slot scores to ``total`` under the original options' order."""
+    k = len(total)
+    for slot in range(k):
+        total[(slot + shift) % k] += slot_scores[slot]
 
 
 def load_causal_lm(model: ResolvedModel) -> tuple[torch.nn.Module, object]:
@@ -106,11 +139,10 @@ class CausalLMReader:
     """Answer-letter scorer on a causal LM (see the module docstring for the method)."""
 
     def __init__(self, model: ResolvedModel | str = DEFAULT_MODEL, *,
-                 max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS, permutations: int = 5,
-                 reuse_prefix: bool = True, chat_template: bool = True,
-                 device: str = "auto") -> None:
-        if not 1 <= permutations <= N_OPTIONS:
-            raise ValueError(f"permutations must be 1..{N_OPTIONS}, not {permutations}")
+                 max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
+                 permutations: int = DEFAULT_PERMUTATIONS, reuse_prefix: bool = True,
+                 chat_template: bool = True, device: str = "auto") -> None:
+        check_permutations(permutations)
         if max_context_tokens < 0:
             raise ValueError("max_context_tokens must be >= 0")
         self.resolved = model if isinstance(model, ResolvedModel) else resolve(model)
@@ -122,7 +154,16 @@ class CausalLMReader:
         self.reuse_prefix = reuse_prefix
         # An instruct model answers better inside its chat format; a base model has no template.
         self.chat = chat_template and bool(getattr(self.tokenizer, "chat_template", None))
-        self.letter_ids = [self._single_token(f" {letter}") for letter in LETTERS]
+        self._letter_ids: dict[str, int] = {}
+        self.letter_ids(MIN_OPTIONS)  # fail at once for a tokenizer without one-token letters
+
+    def letter_ids(self, count: int) -> list[int]:
+        """The token ids of ``" A"`` .. the ``count``-th letter, each looked up once (a cache
+        over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
+        for letter in LETTERS[:count]:
+            if letter not in self._letter_ids:
+                self._letter_ids[letter] = self._single_token(f" {letter}")
+        return [self._letter_ids[letter] for letter in LETTERS[:count]]
 
     def _single_token(self, text: str) -> int:
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -138,20 +179,25 @@ class CausalLMReader:
         """The context's token ids, cut from the end to the token budget."""
         return self._ids(context)[: self.max_context_tokens]
 
-    def prompt_ids(self, question: Question | str, context: str,
-                   options: Sequence[str] | None = None) -> tuple[list[int], list[list[int]]]:
-        """Token ids of the shared prefix and of each rotation's suffix.
-
-        The prefix is (chat header,) context and question; a suffix lists the rotated options and
-        ends with the answer cue, so the next token is the answer letter.
-        """
-        prompt = question.prompt if isinstance(question, Question) else question
+    def _options(self, question: Question | str, options: Sequence[str] | None) -> Sequence[str]:
         if options is None:
             if not isinstance(question, Question):
                 raise ValueError("options are needed when the question is a string")
             options = question.options
-        if len(options) != N_OPTIONS:
-            raise ValueError(f"{len(options)} options, expected {N_OPTIONS}")
+        check_options(options)
+        return options
+
+    def prompt_ids(self, question: Question | str, context: str,
+                   options: Sequence[str] | None = None) -> tuple[list[int], list[list[int]]]:
+        """Token ids of the shared prefix and of each rotation's suffix.
+
+        The prefix is (chat header,) context and question; a suffix lists the rotated options
+        (only the question's own, lettered A onwards) and ends with the answer cue, so the next
+        token is the answer letter. There are ``min(permutations, k)`` suffixes for ``k``
+        options.
+        """
+        prompt = question.prompt if isinstance(question, Question) else question
+        options = self._options(question, options)
         if self.chat:
             head = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
             tail = "<|im_end|>\n<|im_start|>assistant\nAnswer:"
@@ -172,19 +218,28 @@ class CausalLMReader:
         if not self.chat and bos is not None and getattr(self.tokenizer, "add_bos_token", False):
             prefix = [bos, *prefix]
         suffixes = []
-        for shift in range(self.permutations):
+        for shift in range(rotations(self.permutations, len(options))):
             suffixes.append(self._ids(options_block(rotation(options, shift)))
                             + self._ids(tail))
         return prefix, suffixes
 
+    def prompt_text(self, question: Question | str, context: str,
+                    options: Sequence[str] | None = None, shift: int = 0) -> str:
+        """The text of one rotation's whole prompt (prefix and suffix), as the model reads it."""
+        prefix, suffixes = self.prompt_ids(question, context, options)
+        return self.tokenizer.decode(prefix + suffixes[shift])
+
     def score(self, question: Question | str, context: str,
               options: Sequence[str] | None = None) -> np.ndarray:
-        """The five options' scores (mean over rotations of the letters' log-softmax)."""
+        """One score per option (mean over rotations of the letters' log-softmax)."""
         import torch
 
+        options = self._options(question, options)
+        k = len(options)
+        letter_ids = self.letter_ids(k)
         prefix, suffixes = self.prompt_ids(question, context, options)
         self.last_tokens = sum(len(prefix) + len(suffix) for suffix in suffixes)
-        total = np.zeros(N_OPTIONS)
+        total = np.zeros(k)
         with torch.inference_mode():
             cache = None
             if self.reuse_prefix:
@@ -196,10 +251,8 @@ class CausalLMReader:
                                      use_cache=True)
                 else:
                     out = self.model(self._tensor(prefix + suffix), use_cache=False)
-                letters = out.logits[0, -1, self.letter_ids].double().cpu()
-                slot_scores = torch.log_softmax(letters, dim=0).numpy()
-                for slot in range(N_OPTIONS):
-                    total[(slot + shift) % N_OPTIONS] += slot_scores[slot]
+                letters = out.logits[0, -1, letter_ids].double().cpu()
+                unrotate(total, torch.log_softmax(letters, dim=0).numpy(), shift)
         return total / len(suffixes)
 
     def _tensor(self, ids: list[int]) -> torch.Tensor:
@@ -212,5 +265,4 @@ class CausalLMReader:
         start = time.perf_counter()
         rows = [self.score(question, context) for question, context in items]
         seconds = time.perf_counter() - start
-        logits = np.stack(rows) if rows else np.zeros((0, N_OPTIONS))
-        return CausalLMScores(logits, seconds / max(len(items), 1))
+        return CausalLMScores(pad(rows), seconds / max(len(items), 1))

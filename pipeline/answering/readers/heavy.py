@@ -3,7 +3,9 @@
 A GGUF model on a CPU runs on llama.cpp (:mod:`pipeline.answering.readers.llama_cpp`: the quantised
 weights as they are, about twice as fast as transformers here); anything else, and any model on a
 GPU, on transformers (:mod:`pipeline.answering.readers.causal_lm`). Both score a question the same
-way and return the five letters' log-softmax, so the cascade and its cache do not care which ran.
+way, listing only the question's own options (2 to 10, lettered A onwards), and return the
+log-softmax over its letters, one score per option, so the cascade and its cache do not care
+which ran.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from pipeline.answering.readers import llama_cpp
 from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 
 Runtime = Literal["auto", "llama.cpp", "transformers"]
 DEFAULT_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
@@ -25,7 +27,8 @@ class LetterReader(Protocol):
     last_tokens: int  # the prompt tokens of the latest question (all its rotations)
 
     def score(self, question: Question, context: str) -> np.ndarray:
-        """Five scores, options A to E (log-probabilities of the answer letters)."""
+        """One score per option the question has, in order (log-probabilities of its answer
+        letters)."""
         ...
 
 

@@ -20,17 +20,20 @@ likely right. Four signals per option, each cheap and needing no model:
     option's length (word-level Levenshtein, ``import Levenshtein``). A copied option scores
     1, a reordered or negated one less.
 ``length``
-    log of the option's length in characters over the mean of the five: the correct option
-    is often the longest (it copies the source's detail), a prior that holds without context.
+    log of the option's length in characters over the mean of the question's options: the
+    correct option is often the longest (it copies the source's detail), a prior that holds
+    without context.
 
 Signals are on different scales (a share, an unbounded BM25 sum, a log ratio) and only their
-order within a question matters, so each is z-scored across the five options of its question
+order within a question matters, so each is z-scored across the question's own options (2 to
+10; an option it does not have is never scored and takes no part in the mean or the spread)
 before the fixed weights of :data:`DEFAULT_WEIGHTS` add them into logits. The weights are
 priors, not fitted (this module sees no answers): coverage and the in-order match are the
 direct tests of "the context states this option" (1.0 each); BM25 measures much the same
 words again, restricted to a sentence (0.5); length is a weak context-free prior (0.25). The
 blend (:mod:`pipeline.answering.blend`) weights this reader against others on training questions,
-and the learned ranker takes the raw signals (:meth:`LexicalReader.signals`) as features.
+and the learned ranker takes the raw signals (:meth:`LexicalReader.signals_many`: ``(n,
+MAX_OPTIONS)`` arrays, NaN past each question's options) as features.
 """
 
 from __future__ import annotations
@@ -42,14 +45,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pipeline.answering.readers import OPTIONS, Reader
-from pipeline.questions.csv_format import Question
+from pipeline.answering.readers import Reader, pad
+from pipeline.questions.question import Question
 from pipeline.rankings.orders import edit_similarity
 from pipeline.retrieval.queries import split_sentences, words
 
 SIGNAL_NAMES = ("coverage", "bm25", "edit", "length")
 DEFAULT_WEIGHTS: dict[str, float] = {"coverage": 1.0, "bm25": 0.5, "edit": 1.0, "length": 0.25}
-# Below this spread across the five options a signal does not tell them apart: it adds 0
+# Below this spread across a question's options a signal does not tell them apart: it adds 0
 # rather than amplifying rounding noise to unit variance.
 MIN_SPREAD = 1e-9
 
@@ -80,7 +83,8 @@ def zscore(values: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class LexicalSignals:
-    """The raw signals of one question's five options (each an array of 5, options A to E)."""
+    """The raw signals of one question's options (each an array of one value per option the
+    question has, in order)."""
 
     coverage: np.ndarray
     bm25: np.ndarray
@@ -88,15 +92,15 @@ class LexicalSignals:
     length: np.ndarray
 
     def matrix(self) -> np.ndarray:
-        """A ``(5, 4)`` array, columns in the order of :data:`SIGNAL_NAMES`."""
+        """An ``(options, 4)`` array, columns in the order of :data:`SIGNAL_NAMES`."""
         return np.column_stack([getattr(self, name) for name in SIGNAL_NAMES])
 
     def logits(self, weights: Mapping[str, float] = DEFAULT_WEIGHTS) -> np.ndarray:
-        """The weighted sum of the per-question z-scored signals."""
+        """The weighted sum of the per-question z-scored signals, one per option."""
         unknown = set(weights) - set(SIGNAL_NAMES)
         if unknown:
             raise ValueError(f"unknown lexical signals: {sorted(unknown)}")
-        total = np.zeros(OPTIONS, dtype=np.float64)
+        total = np.zeros(len(self.coverage), dtype=np.float64)
         for name, weight in weights.items():
             total += weight * zscore(getattr(self, name))
         return total
@@ -121,7 +125,7 @@ class LexicalReader(Reader):
     window_factor: int = 2
 
     def signals(self, question: Question, context: str) -> LexicalSignals:
-        """The four raw signals of each option against ``context``."""
+        """The four raw signals of each of the question's options against ``context``."""
         sentences = [words(s) for s in split_sentences(context)]
         sentences = [s for s in sentences if s]
         context_words = {w for s in sentences for w in s}
@@ -130,9 +134,10 @@ class LexicalReader(Reader):
         average = float(lengths.mean()) if len(lengths) else 0.0
         counts = [Counter(s) for s in sentences]
 
-        coverage = np.zeros(OPTIONS)
-        bm25 = np.zeros(OPTIONS)
-        edit = np.zeros(OPTIONS)
+        k = len(question.options)
+        coverage = np.zeros(k)
+        bm25 = np.zeros(k)
+        edit = np.zeros(k)
         for i, option in enumerate(question.options):
             terms = list(dict.fromkeys(words(option)))
             if not terms or not sentences:
@@ -149,14 +154,14 @@ class LexicalReader(Reader):
         return LexicalSignals(coverage, bm25, edit, length)
 
     def score(self, question: Question, context: str) -> np.ndarray:
-        """Five logits: :meth:`LexicalSignals.logits` under this reader's weights."""
+        """One logit per option: :meth:`LexicalSignals.logits` under this reader's weights."""
         return self.signals(question, context).logits(self.weights)
 
     def signals_many(self, items: Iterable[tuple[Question, str]]) -> dict[str, np.ndarray]:
-        """Each signal as an ``(n, 5)`` array over the pairs: features for a learned ranker."""
-        rows = [self.signals(q, c).matrix() for q, c in items]
-        stacked = np.stack(rows) if rows else np.zeros((0, OPTIONS, len(SIGNAL_NAMES)))
-        return {name: stacked[:, :, j] for j, name in enumerate(SIGNAL_NAMES)}
+        """Each signal as an ``(n, MAX_OPTIONS)`` array over the pairs, NaN past each
+        question's options: features for a learned ranker."""
+        rows = [self.signals(q, c) for q, c in items]
+        return {name: pad([getattr(row, name) for row in rows]) for name in SIGNAL_NAMES}
 
     def _idf(self, sentences: list[list[str]]) -> tuple[Mapping[str, float], float]:
         if self.idf is None:

@@ -7,15 +7,16 @@ the 4-bit kernels directly, about twice as fast for the same answers (``../share
 the measurements). Dynamic int8 quantisation under torch was faster still but ruined the answers.
 
 The method is the answer-letter approach of :mod:`pipeline.answering.readers.causal_lm`: one
-prompt in the model's own chat template (context, question, options labelled A to E), an
-assistant turn that begins ``Answer:``, and one forward pass whose next-token logits of ``" A"``
-.. ``" E"`` score the five options. The model still puts most of its mass on the space-prefixed
-letters after ``Answer:``, so those are the tokens read. The log-softmax over the five letters
-is returned, so scores are on one scale from question to question (the cascade's blend relies
-on that).
+prompt in the model's own chat template (context, question, and the question's own ``k``
+options labelled A onwards, two to ten of them), an assistant turn that begins ``Answer:``, and
+one forward pass whose next-token logits of ``" A"`` .. (the ``k``-th letter) score the
+options. The model still puts most of its mass on the space-prefixed letters after ``Answer:``,
+so those are the tokens read. The log-softmax over the question's ``k`` letters is returned, so
+scores are on one scale from question to question (the cascade's blend relies on that).
 
 Consecutive prompts share their beginning (the system prompt and the context header), and with
-``permutations`` > 1 every rotation of one question shares the context and the question too:
+``permutations`` > 1 every rotation of one question (``min(permutations, k)`` of its ``k``
+cyclic rotations) shares the context and the question too:
 the key/value cache of the longest common prefix with the previous prompt is kept and only the
 rest is evaluated.
 
@@ -32,11 +33,20 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.answering.readers.causal_lm import SYSTEM, CausalLMScores, rotation, user_message
+from pipeline.answering.readers import pad
+from pipeline.answering.readers.causal_lm import (
+    SYSTEM,
+    CausalLMScores,
+    check_options,
+    check_permutations,
+    rotation,
+    rotations,
+    unrotate,
+    user_message,
+)
 from pipeline.models import ResolvedModel
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.questions.question import LETTERS, MIN_OPTIONS, Question
 
-N_OPTIONS = len(LETTERS)
 DEFAULT_CONTEXT_TOKENS = 128
 ANSWER_CUE = "Answer:"
 
@@ -74,8 +84,7 @@ class LlamaCppReader:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-        if not 1 <= permutations <= N_OPTIONS:
-            raise ValueError(f"permutations must be 1..{N_OPTIONS}, not {permutations}")
+        check_permutations(permutations)
         if context_tokens < 0:
             raise ValueError("context_tokens must be >= 0")
         path = gguf_path(model)
@@ -91,8 +100,17 @@ class LlamaCppReader:
         self.formatter = Jinja2ChatFormatter(template, eos_token=self._token_text(
             self.llm.token_eos()), bos_token=self._token_text(self.llm.token_bos()))
         self.bos_text = self._token_text(self.llm.token_bos())
-        self.letter_ids = [self._single_token(f" {letter}") for letter in LETTERS]
+        self._letter_ids: dict[str, int] = {}
+        self.letter_ids(MIN_OPTIONS)  # fail at once for a model without one-token letters
         self.tokens_evaluated = 0
+
+    def letter_ids(self, count: int) -> list[int]:
+        """The token ids of ``" A"`` .. the ``count``-th letter, each looked up once (a cache
+        over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
+        for letter in LETTERS[:count]:
+            if letter not in self._letter_ids:
+                self._letter_ids[letter] = self._single_token(f" {letter}")
+        return [self._letter_ids[letter] for letter in LETTERS[:count]]
 
     def _token_text(self, token: int) -> str:
         return self.llm._model.token_get_text(token) if token >= 0 else ""
@@ -112,19 +130,27 @@ class LlamaCppReader:
             return context.strip()
         return self.llm.detokenize(ids[:budget]).decode("utf-8", errors="ignore").strip()
 
+    def prompt_text(self, question: Question, context: str,
+                    options: Sequence[str] | None = None) -> str:
+        """One prompt in the model's chat template, ending where the answer letter is due: the
+        question's own options (or ``options``, a rotation of them), lettered A onwards."""
+        shown = question.options if options is None else options
+        check_options(shown)
+        messages = [{"role": "system", "content": SYSTEM},
+                    {"role": "user", "content": user_message(question.prompt, shown, context)}]
+        return self.formatter(messages=messages).prompt + ANSWER_CUE
+
     def prompt_tokens(self, question: Question, context: str,
                       options: Sequence[str] | None = None) -> list[int]:
-        """The token ids of one prompt, ending where the answer letter is due."""
-        messages = [{"role": "system", "content": SYSTEM},
-                    {"role": "user", "content": user_message(
-                        question.prompt, options or question.options, context)}]
-        text = self.formatter(messages=messages).prompt + ANSWER_CUE
+        """The token ids of one prompt (:meth:`prompt_text`)."""
+        text = self.prompt_text(question, context, options)
         add_bos = self.llm._model.add_bos_token() and not (
             self.bos_text and text.startswith(self.bos_text))
         return self.llm.tokenize(text.encode(), add_bos=add_bos, special=True)
 
-    def _letter_log_softmax(self, tokens: list[int]) -> np.ndarray:
-        """Evaluate ``tokens``, reusing the cached common prefix; the letters' log-softmax."""
+    def _letter_log_softmax(self, tokens: list[int], count: int) -> np.ndarray:
+        """Evaluate ``tokens``, reusing the cached common prefix; the log-softmax over the first
+        ``count`` letters."""
         from llama_cpp import llama_get_logits_ith
 
         if len(tokens) >= self.llm.n_ctx():
@@ -141,15 +167,19 @@ class LlamaCppReader:
         self.llm.eval(tokens[common:])
         self.tokens_evaluated += len(tokens) - common
         row = llama_get_logits_ith(self.llm.ctx, -1)
-        letters = np.array([row[i] for i in self.letter_ids], dtype=np.float64)
+        letters = np.array([row[i] for i in self.letter_ids(count)], dtype=np.float64)
         return letters - np.logaddexp.reduce(letters)
 
     def score(self, question: Question, context: str) -> np.ndarray:
-        """Five scores, options A to E: the mean over rotations of the letters' log-softmax."""
+        """One score per option of the question, in order: the mean over rotations of the
+        log-softmax of its letters."""
+        check_options(question.options)
+        k = len(question.options)
         text = self.cut_context(context)
-        total = np.zeros(N_OPTIONS)
+        total = np.zeros(k)
         self.last_tokens = 0
-        for shift in range(self.permutations):
+        used = rotations(self.permutations, k)
+        for shift in range(used):
             shown = rotation(question.options, shift)
             tokens = self.prompt_tokens(question, text, shown)
             if len(tokens) >= self.llm.n_ctx():
@@ -157,11 +187,9 @@ class LlamaCppReader:
                 over = len(tokens) - self.llm.n_ctx() + 1
                 text = self.cut_context(text, max(0, self.context_tokens - over))
                 tokens = self.prompt_tokens(question, text, shown)
-            slot_scores = self._letter_log_softmax(tokens)
             self.last_tokens += len(tokens)
-            for slot in range(N_OPTIONS):
-                total[(slot + shift) % N_OPTIONS] += slot_scores[slot]
-        return total / self.permutations
+            unrotate(total, self._letter_log_softmax(tokens, k), shift)
+        return total / used
 
     def score_many(self, items: Sequence[tuple[Question, str]],
                    progress: Callable[[int, int], None] | None = None) -> CausalLMScores:
@@ -173,5 +201,4 @@ class LlamaCppReader:
             if progress:
                 progress(done, len(items))
         seconds = time.perf_counter() - start
-        logits = np.stack(rows) if rows else np.zeros((0, N_OPTIONS))
-        return CausalLMScores(logits, seconds / max(len(items), 1))
+        return CausalLMScores(pad(rows), seconds / max(len(items), 1))

@@ -1,7 +1,8 @@
 """The multiple-choice reader: an encoder fine-tuned to pick the option its context states.
 
 Why: the strongest Kaggle solutions read the retrieved context with an encoder fine-tuned on
-labelled questions, one logit per option and a softmax over the five trained with cross-entropy.
+labelled questions, one logit per option and a softmax over the question's options (2 to 10)
+trained with cross-entropy.
 Unlike the causal-LM reader it has no letter position bias (the options are scored
 independently by the same weights).
 
@@ -18,11 +19,18 @@ this form on a CPU with a few hundred training questions:
   over (question + option, context) pairs, the formulation tried next, did not learn either in
   a CPU epoch over the 624 stem_1k train questions (loss 1.604 to 1.609 over 78 steps): the
   five pairs differ only in a few option tokens, so their pooled vectors barely differ.
-* **One context for all five options, each option whole.** The context is split into
-  sentences once per question (as the chunker splits) and every option is compared with the
-  same sentences; options are never cut.
-* **It is cheap.** Per question it encodes the context once and five short options (about 400
-  tokens), where a cross-encoder encodes the context five times (1,280 tokens at 256 each).
+* **One context for all of a question's options, each option whole.** The context is split
+  into sentences once per question (as the chunker splits) and every option is compared with
+  the same sentences; options are never cut.
+* **It is cheap.** Per question it encodes the context once and a few short options (about 400
+  tokens for five), where a cross-encoder encodes the context once per option (1,280 tokens at
+  256 each for five).
+
+Questions have 2 to 10 options and a batch mixes them: the batch's options are one flat list,
+each with the question it belongs to, so no question is padded with options it does not have;
+the logits are ``(n, MAX_OPTIONS)``, NaN past each question's options (inside torch a large
+finite negative, :data:`~pipeline.answering.readers.option_scorer.ABSENT`, that a softmax turns
+into probability 0).
 
 Training (:func:`train`) fine-tunes encoder and scale with AdamW (the scale at its own rate,
 ``head_lr``), scores held-out labelled questions (the blend questions) after every epoch
@@ -51,11 +59,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from pipeline.answering.readers import option_counts, option_mask
 from pipeline.answering.readers.similarity import context_sentences, option_texts
 from pipeline.devices import torch_device
 from pipeline.metrics import average_precisions
 from pipeline.models import ResolvedModel, resolve
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.questions.question import MAX_OPTIONS, Question
 
 if TYPE_CHECKING:
     import torch
@@ -66,7 +75,6 @@ MAX_SENTENCES = 32  # context sentences per question (a 384-token context has ab
 # Tokens of one context sentence: nearly every sentence fits, and a batch is padded to its
 # longest, so one list-like "sentence" of 128 tokens would double the cost of all the others.
 SENTENCE_TOKENS = 64
-N_OPTIONS = len(LETTERS)
 HEAD_FILE = "scale.safetensors"
 READER_FILE = "reader.json"
 FORMAT = "option-sentence-dual-encoder/1"
@@ -85,18 +93,27 @@ def model_path(model: ResolvedModel | str | Path) -> Path:
 
 def encode(tokenizer: Any, items: Sequence[Example], max_length: int,
            with_prompt: bool = True) -> dict:
-    """The tensors of a batch of questions: the options (five per question, in order, each
-    after the prompt unless ``with_prompt`` is off), every question's context sentences, and
-    which question each sentence belongs to.
+    """The tensors of a batch of questions: the options (each question's own, in order, each
+    after the prompt unless ``with_prompt`` is off) with the question each belongs to
+    (``option_owner``) and its place in it (``option_slot``), how many options each question has
+    (``counts``), every question's context sentences, and which question each sentence belongs
+    to (``owner``).
 
     The prompt is on by default: an option alone cannot tell the sentence that answers the
     question from one that merely mentions the option (a context about planets has a sentence
-    for every planet); the prompt shrinks the five texts' differences, which training then
+    for every planet); the prompt shrinks the option texts' differences, which training then
     learns to read.
     """
     import torch
 
-    options = [text for question, _ in items for text in option_texts(question, with_prompt)]
+    options: list[str] = []
+    option_owner: list[int] = []
+    option_slot: list[int] = []
+    for i, (question, _) in enumerate(items):
+        texts = option_texts(question, with_prompt)
+        options += texts
+        option_owner += [i] * len(texts)
+        option_slot += range(len(texts))
     sentences: list[str] = []
     owner: list[int] = []
     for i, (_, context) in enumerate(items):
@@ -110,19 +127,23 @@ def encode(tokenizer: Any, items: Sequence[Example], max_length: int,
 
     return {"options": tokens(options, max_length),
             "sentences": tokens(sentences, min(max_length, SENTENCE_TOKENS)),
-            "owner": torch.tensor(owner or [-1], dtype=torch.long)}
+            "owner": torch.tensor(owner or [-1], dtype=torch.long),
+            "option_owner": torch.tensor(option_owner, dtype=torch.long),
+            "option_slot": torch.tensor(option_slot, dtype=torch.long),
+            "counts": torch.tensor([len(q.options) for q, _ in items], dtype=torch.long)}
 
 
 def _to(batch: dict, device: torch.device) -> dict:
-    return {"options": {k: v.to(device) for k, v in batch["options"].items()},
-            "sentences": {k: v.to(device) for k, v in batch["sentences"].items()},
-            "owner": batch["owner"].to(device)}
+    return {key: ({k: v.to(device) for k, v in value.items()} if isinstance(value, dict)
+                  else value.to(device)) for key, value in batch.items()}
 
 
 def label_of(question: Question) -> int:
-    if question.answer not in LETTERS:
-        raise ValueError(f"question {question.id} has no answer letter ({question.answer!r})")
-    return LETTERS.index(question.answer)
+    """The index of the answer among the question's own letters."""
+    if question.answer not in question.letters:
+        raise ValueError(f"question {question.id} has no answer letter among its "
+                         f"{len(question.options)} options ({question.answer!r})")
+    return question.letters.index(question.answer)
 
 
 def _label_or_none(question: Question) -> int:
@@ -199,7 +220,8 @@ class TrainReport:
 
 def score_examples(scorer: Any, tokenizer: Any, items: Sequence[Example], max_length: int,
                    batch_size: int, device: torch.device) -> np.ndarray:
-    """(n, 5) logits of ``(question, context)`` pairs with the scorer in eval mode."""
+    """``(n, MAX_OPTIONS)`` logits of ``(question, context)`` pairs with the scorer in eval
+    mode, NaN past each question's options."""
     import torch
 
     rows = []
@@ -210,13 +232,36 @@ def score_examples(scorer: Any, tokenizer: Any, items: Sequence[Example], max_le
             batch = _to(encode(tokenizer, items[i:i + batch_size], max_length), device)
             rows.append(scorer(**batch).double().cpu().numpy())
     scorer.train(was_training)
-    return np.concatenate(rows) if rows else np.zeros((0, N_OPTIONS))
+    logits = np.concatenate(rows) if rows else np.zeros((0, MAX_OPTIONS))
+    return np.where(option_mask(option_counts(q for q, _ in items)), logits, np.nan)
+
+
+def best_options(logits: np.ndarray) -> np.ndarray:
+    """Each row's best option, NaN (an option the question lacks) never chosen."""
+    return np.where(np.isnan(logits), -np.inf, logits).argmax(axis=1)
 
 
 def _accuracy_and_map(logits: np.ndarray, items: Sequence[Example]) -> tuple[float, float]:
-    gold = np.array([label_of(q) for q, _ in items])
-    return (float((logits.argmax(axis=1) == gold).mean()),
+    gold = np.array([label_of(q) for q, _ in items], dtype=np.int64)
+    return (float((best_options(logits) == gold).mean()),
             float(average_precisions(logits, gold).mean()))
+
+
+def teacher_row(question: Question, row: np.ndarray | Sequence[float] | None) -> np.ndarray:
+    """A teacher's row as ``MAX_OPTIONS`` log-probabilities, NaN past the question's options
+    (all NaN: no teacher). A row may hold just the question's options or be padded with NaN;
+    anything else (a value for an option the question lacks, a missing one) is refused."""
+    padded = np.full(MAX_OPTIONS, np.nan)
+    if row is None:
+        return padded
+    values = np.asarray(row, dtype=np.float64)
+    k = len(question.options)
+    if values.ndim != 1 or not k <= len(values) <= MAX_OPTIONS \
+            or not np.isnan(values[k:]).all() or not np.isfinite(values[:k]).all():
+        raise ValueError(f"question {question.id} has {k} options but its teacher row is "
+                         f"{values.tolist()}: it needs {k} finite values (NaN after them)")
+    padded[:k] = values[:k]
+    return padded
 
 
 def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
@@ -229,7 +274,8 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
           gold_weight: float = 1.0, temperature: float = 1.0) -> TrainReport:
     """Fine-tune an :class:`OptionScorer` on ``(question, context)`` examples; save the best.
 
-    With ``teacher`` (one row of five letter log-probabilities per example, or None) the loss
+    With ``teacher`` (one row of letter log-probabilities per example, one value per option
+    the question has, optionally NaN-padded to ``MAX_OPTIONS``; or None) the loss
     is :func:`~pipeline.answering.readers.option_scorer.mixed_loss`: ``gold_weight`` of
     cross-entropy on the gold answer and the rest KL divergence to the teacher at
     ``temperature``; an example without an answer learns from its teacher alone. Without it,
@@ -249,15 +295,16 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
 
     if not examples:
         raise ValueError("no training examples")
+    counts_all = option_counts(q for q, _ in examples)
     if teacher is None:
         labels_all = [label_of(q) for q, _ in examples]
-        soft_all = np.full((len(examples), N_OPTIONS), np.nan)
+        soft_all = np.full((len(examples), MAX_OPTIONS), np.nan, dtype=np.float32)
     else:
         if len(teacher) != len(examples):
             raise ValueError(f"{len(examples)} examples but {len(teacher)} teacher rows")
         labels_all = [_label_or_none(q) for q, _ in examples]
-        soft_all = np.array([np.full(N_OPTIONS, np.nan) if row is None else row
-                             for row in teacher], dtype=np.float32)
+        soft_all = np.array([teacher_row(q, row) for (q, _), row in
+                             zip(examples, teacher, strict=True)], dtype=np.float32)
         orphans = [q.id for (q, _), label, row in zip(examples, labels_all, teacher,
                                                        strict=True)
                    if label < 0 and row is None]
@@ -305,7 +352,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
         f"{batch_size}x{grad_accum} questions, lr {lr} (head {head_lr}), max_length "
         f"{max_length}, evaluated on {len(eval_examples)} held-out questions"
         + ("" if teacher is None else f"; gold weight {gold_weight}, teacher temperature "
-           f"{temperature}, {int((~np.isnan(soft_all).any(axis=1)).sum())} teacher rows"))
+           f"{temperature}, {int((~np.isnan(soft_all).all(axis=1)).sum())} teacher rows"))
 
     def evaluate() -> None:
         nonlocal best
@@ -339,8 +386,9 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
             batch = _to(encode(tokenizer, [examples[i] for i in chosen], max_length), target)
             labels = torch.tensor([labels_all[i] for i in chosen], device=target)
             soft = torch.as_tensor(soft_all[chosen], dtype=torch.float32, device=target)
-            loss = mixed_loss(scorer(**batch), labels, soft, gold_weight,
-                              temperature) / grad_accum
+            mask = torch.as_tensor(option_mask(counts_all[chosen]), device=target)
+            loss = mixed_loss(scorer(**batch), labels, soft, gold_weight, temperature,
+                              mask) / grad_accum
             loss.backward()
             step_loss += loss.item()
             seen += len(chosen)
@@ -395,8 +443,8 @@ def tokens_read(tokenizer: Any, items: Sequence[Example], max_length: int) -> in
 
 
 class MultipleChoiceReader:
-    """A fine-tuned :class:`OptionScorer` that scores the five options of each question
-    (``runtime`` int8: its linear layers dynamically quantised, on the CPU)."""
+    """A fine-tuned :class:`OptionScorer` that scores each question's own options (2 to 10;
+    ``runtime`` int8: its linear layers dynamically quantised, on the CPU)."""
 
     def __init__(self, model_dir: ResolvedModel | str | Path, batch_size: int = 8,
                  device: str = "auto", max_length: int | None = None,
@@ -417,10 +465,15 @@ class MultipleChoiceReader:
         self.last_seconds_per_question = 0.0
 
     def score_many(self, items: Sequence[Example]) -> np.ndarray:
-        """(n, 5) logits of ``(question, context)`` pairs; also records the seconds per question
-        in :attr:`last_seconds_per_question`."""
+        """``(n, MAX_OPTIONS)`` logits of ``(question, context)`` pairs, NaN past each
+        question's options; also records the seconds per question in
+        :attr:`last_seconds_per_question`."""
         start = time.perf_counter()
         logits = score_examples(self.scorer, self.tokenizer, items, self.max_length,
                                 self.batch_size, self.device)
         self.last_seconds_per_question = (time.perf_counter() - start) / max(len(items), 1)
         return logits
+
+    def score(self, question: Question, context: str) -> np.ndarray:
+        """One logit per option the question has, in order."""
+        return self.score_many([(question, context)])[0, : len(question.options)]

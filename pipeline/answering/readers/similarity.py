@@ -13,7 +13,8 @@ Choices, and why:
 * The logit is the mean of the ``top_k`` highest similarities (``top_k=1``, the maximum, by
   default): one sentence stating the option is the evidence wanted. A larger ``top_k`` damps a
   single accidental match, at the cost of options stated once.
-* Options alone by default (``with_prompt=False``): all five options share the prompt, so
+* Options alone by default (``with_prompt=False``): all of a question's options share the
+  prompt, so
   "prompt + option" texts mostly measure the prompt's similarity, which is the same for every
   option and shrinks their differences; prefixing helps options too short to mean anything
   alone ("3 metres"), so it is a switch.
@@ -31,8 +32,8 @@ from typing import Protocol
 
 import numpy as np
 
-from pipeline.answering.readers import OPTIONS, Reader
-from pipeline.questions.csv_format import Question
+from pipeline.answering.readers import Reader, pad
+from pipeline.questions.question import Question
 from pipeline.retrieval.queries import split_sentences
 
 
@@ -44,7 +45,8 @@ class SentenceEncoder(Protocol):
 
 
 def option_texts(question: Question, with_prompt: bool) -> list[str]:
-    """The five texts embedded for the options: each option, or the prompt then the option."""
+    """The texts embedded for the question's own options (2 to 10): each option, or the prompt
+    then the option."""
     if with_prompt:
         return [f"{question.prompt}\n{option}" for option in question.options]
     return list(question.options)
@@ -78,9 +80,10 @@ class SimilarityReader(Reader):
             raise ValueError("top_k must be at least 1")
 
     def similarities(self, items: Iterable[tuple[Question, str]]) -> list[np.ndarray]:
-        """Per pair, the ``(5, sentences)`` cosine similarities of options to context sentences.
+        """Per pair, the ``(options, sentences)`` cosine similarities of the question's own
+        options to its context sentences.
 
-        A context with no sentences gives a ``(5, 0)`` array.
+        A context with no sentences gives an ``(options, 0)`` array.
         """
         pairs = list(items)
         per_pair = [(option_texts(q, self.with_prompt), context_sentences(c)) for q, c in pairs]
@@ -89,7 +92,7 @@ class SimilarityReader(Reader):
             for text in (*options, *sentences):
                 index.setdefault(text, len(index))
         if not index:
-            return [np.zeros((OPTIONS, 0)) for _ in pairs]
+            return [np.zeros((len(q.options), 0)) for q, _ in pairs]
         vectors = np.asarray(self.encoder.encode(list(index)), dtype=np.float64)
         if vectors.shape[0] != len(index):
             raise ValueError(f"the encoder gave {vectors.shape[0]} vectors for {len(index)} "
@@ -105,15 +108,13 @@ class SimilarityReader(Reader):
         return result
 
     def score_many(self, items: Iterable[tuple[Question, str]]) -> np.ndarray:
-        """An ``(n, 5)`` array of logits, every question's texts embedded in one batch.
+        """An ``(n, MAX_OPTIONS)`` array of logits, NaN past each question's options, every
+        question's texts embedded in one batch.
 
-        A question whose context has no sentences gets five zeros (no evidence either way).
+        A question whose context has no sentences gets zeros (no evidence either way).
         """
-        rows = [top_k_mean(s, self.top_k) for s in self.similarities(items)]
-        if not rows:
-            return np.zeros((0, OPTIONS), dtype=np.float64)
-        return np.vstack(rows)
+        return pad([top_k_mean(s, self.top_k) for s in self.similarities(items)])
 
     def score(self, question: Question, context: str) -> np.ndarray:
-        """Five logits: the top-``k`` mean similarity of each option to the context."""
-        return self.score_many([(question, context)])[0]
+        """One logit per option: the top-``k`` mean similarity of each option to the context."""
+        return self.score_many([(question, context)])[0, : len(question.options)]

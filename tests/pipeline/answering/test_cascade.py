@@ -21,12 +21,14 @@ from pipeline.answering.cascade import (
     uncertainty,
 )
 from pipeline.answering.reading_list import ReadingList
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.metrics import top1_hits
+from pipeline.questions.question import LETTERS, Question
+from tests.pipeline.answering.blend.synthetic import padded
 
 
 def log_probs(rows: list[list[float]]) -> np.ndarray:
     p = np.asarray(rows, dtype=np.float64)
-    return np.log(p / p.sum(axis=1, keepdims=True))
+    return padded(np.log(p / p.sum(axis=1, keepdims=True)))
 
 
 def test_escalate_takes_exactly_the_least_sure_questions_within_the_budget() -> None:
@@ -45,7 +47,7 @@ def test_escalate_takes_exactly_the_least_sure_questions_within_the_budget() -> 
 def test_the_budget_is_never_exceeded(share: float) -> None:
     rng = np.random.default_rng(0)
     for n in range(0, 60):
-        cheap = np.log(rng.dirichlet(np.ones(5), size=n)).reshape(n, 5)
+        cheap = padded(np.log(rng.dirichlet(np.ones(5), size=n)).reshape(n, 5))
         chosen = escalate(cheap, EscalationRule("entropy", {}), share)
         assert len(chosen) == budget_count(n, share) <= share * n + 1e-9
         assert len(set(chosen.tolist())) == len(chosen)
@@ -78,17 +80,31 @@ def test_a_reliable_heavy_reader_gets_the_larger_weight_once_there_is_enough_to_
     rng = np.random.default_rng(3)
     n = 60
     gold = rng.integers(0, 5, size=n)
-    cheap = np.log(rng.dirichlet(np.ones(5), size=n))
+    cheap = padded(np.log(rng.dirichlet(np.ones(5), size=n)))
     heavy = rng.normal(size=(n, 5))
     heavy[np.arange(n), gold] += 3.0
+    heavy = padded(heavy)
     answers = [LETTERS[g] for g in gold]
     fitted = fit_combination(cheap, heavy, answers)
     assert fitted.fitted and fitted.heavy > fitted.cheap
     few = fit_combination(cheap[:5], heavy[:5], answers[:5])
     assert not few.fitted and few.questions == 5 < MIN_COMBINATION_QUESTIONS
     combined = combine(cheap, heavy, fitted)
-    np.testing.assert_allclose(np.exp(combined).sum(axis=1), 1.0)
-    assert (combined.argmax(axis=1) == gold).mean() > (cheap.argmax(axis=1) == gold).mean()
+    np.testing.assert_allclose(np.nansum(np.exp(combined), axis=1), 1.0)
+    assert top1_hits(combined, answers).mean() > top1_hits(cheap, answers).mean()
+
+
+def test_options_a_question_does_not_have_take_no_part_in_the_cascade() -> None:
+    """A two-option question's uncertainty is that of its two options (a 50/50 split is as
+    unsure as it gets), and combining keeps the missing options missing."""
+    cheap = np.vstack([log_probs([[0.5, 0.5]]), log_probs([[0.9, 0.05, 0.05]])])
+    for measure in MEASURES:
+        two, three = uncertainty(cheap, measure)
+        assert np.isfinite(two) and two > three
+    combined = combine(cheap, cheap, fit_combination(cheap, cheap, ["A", "A"]))
+    assert np.array_equal(np.isnan(combined), np.isnan(cheap))
+    rule = fit_rule(cheap, ["B", "A"])
+    assert set(rule.auc) == set(MEASURES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -132,7 +148,8 @@ def test_readings_are_cached_per_question_and_the_time_budget_is_kept(smollm) ->
     got = first.read({"validation": listed}, {"validation": ["q0", "q1", "q2"]})
     assert CountingReading.calls == 3
     assert sorted(got) == [("validation", f"q{i}") for i in range(3)]
-    assert all(v.shape == (5,) and np.isfinite(v).all() for v in got.values())
+    assert all(v.shape == (10,) and np.isfinite(v[:5]).all() and np.isnan(v[5:]).all()
+               for v in got.values())
 
     # Growing the escalated set by two reads two; the three already read come from the cache.
     again = CountingReading(db, settings, smollm, log=lambda _: None)

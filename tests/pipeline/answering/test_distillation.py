@@ -13,7 +13,7 @@ import pytest
 from pipeline.answering import distillation, logit_table, reader_training
 from pipeline.answering.distillation import Mix
 from pipeline.models import ModelNotFoundError, ResolvedModel, resolve
-from pipeline.questions.csv_format import LETTERS, Question
+from pipeline.questions.question import LETTERS, MAX_OPTIONS, Question
 from pipeline.questions.question_table import write_questions
 from pipeline.questions.roles import TRAIN_RANKING
 from pipeline.rankings.context_table import CONTEXTS_DDL
@@ -37,7 +37,7 @@ def minilm() -> ResolvedModel:
 def _facts() -> list[tuple[Question, str]]:
     with open(FIXTURES / "reader" / "facts.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
-    return [(Question(r["id"], r["prompt"], tuple(r[x] for x in LETTERS), r["answer"], "facts",
+    return [(Question(r["id"], r["prompt"], tuple(r[x] for x in LETTERS[:5]), r["answer"], "facts",
                       i), r["context"]) for i, r in enumerate(rows)]
 
 
@@ -53,7 +53,8 @@ def _warehouse(tmp_path: Path, minilm: ResolvedModel) -> duckdb.DuckDBPyConnecti
         for q, context in items:
             db.execute("INSERT INTO packed_contexts (ranking, role, question_id, context) "
                        "VALUES (?, ?, ?, ?)", [TRAIN_RANKING, role, q.id, context])
-    teacher = np.full((16, 5), np.log(0.05))
+    teacher = np.full((16, MAX_OPTIONS), np.nan)
+    teacher[:, :5] = np.log(0.05)
     for row, (q, _) in zip(teacher, roles["train"], strict=True):
         row[LETTERS.index(q.answer)] = np.log(0.8)
     logit_table.write_logits(db, "teacher", TRAIN_RANKING,

@@ -4,16 +4,17 @@ import numpy as np
 import pytest
 
 from pipeline.answering.scoring import compare, gold_ranks, score
+from tests.pipeline.answering.blend.synthetic import padded
 
 
 def test_gold_ranks_follow_the_scores_with_ties_to_the_earlier_letter() -> None:
-    scores = np.array([[0.1, 0.9, 0.5, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    scores = padded([[0.1, 0.9, 0.5, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
     assert gold_ranks(scores, ["C", "E"]).tolist() == [2, 5]
 
 
 def test_score_gives_the_blend_and_each_source_with_intervals() -> None:
-    blended = np.eye(5)[[0, 1, 2, 3]]  # every question's first choice is its own letter
-    wrong = np.eye(5)[[4, 4, 4, 4]]
+    blended = padded(np.eye(5)[[0, 1, 2, 3]])  # every question's first choice is its own letter
+    wrong = padded(np.eye(5)[[4, 4, 4, 4]])
     result = score(["q1", "q2", "q3", "q4"], ["A", "B", "C", "D"], blended, {"wrong": wrong})
     assert result.estimates["blend"].value == 1.0
     # "wrong" puts E first, then A..D in letter order: the gold is 2nd for A, 3rd for B.

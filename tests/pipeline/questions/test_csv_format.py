@@ -10,13 +10,12 @@ import pytest
 
 from pipeline.questions.csv_format import (
     VALIDATION_SHARE,
-    Question,
-    QuestionFileError,
     gold_title,
-    read_questions,
     split_of,
     split_questions,
 )
+from pipeline.questions.formats import read_questions
+from pipeline.questions.question import Question, QuestionFileError
 from tests.conftest import FIXTURES as TEST_FIXTURES
 
 FIXTURES = TEST_FIXTURES / "questions"
@@ -49,7 +48,31 @@ def test_missing_columns_name_file_header_line_and_columns() -> None:
     message = str(error.value)
     assert str(path) in message
     assert "line 1" in message
-    assert "E" in message.split("column(s)")[1]
+    missing = message.split("column(s)")[1]
+    assert "B" in missing
+
+
+def test_options_are_the_letter_columns_a_row_has_filled(tmp_path: Path) -> None:
+    """A Kaggle-style file of four-option questions (no E column, or E left empty) is read as
+    four-option questions; an answer naming an option the row does not have is a fault."""
+    no_e = tmp_path / "no_e.csv"
+    no_e.write_text("id,prompt,A,B,C,D,answer\nq,Two plus two?,3,4,5,6,B\n")
+    (question,) = read_questions(no_e)
+    assert question.options == ("3", "4", "5", "6") and question.letters == tuple("ABCD")
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("id,prompt,A,B,C,D,E,answer\n"
+                      "a,Three options?,x,y,z,,,C\n"
+                      "b,Five options?,v,w,x,y,z,E\n"
+                      "c,Four options?,w,x,y,z,,A\n")
+    assert [len(q.options) for q in read_questions(ragged)] == [3, 5, 4]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("id,prompt,A,B,C,D,E,answer\nd,Four options?,w,x,y,z,,E\n"
+                   "e,One option?,w,,,,,A\n")
+    with pytest.raises(QuestionFileError) as error:
+        read_questions(bad)
+    message = str(error.value)
+    assert "line 2 (data row 1, counting from 1): answer 'E' is not one of A, B, C, D" in message
+    assert "line 3 (data row 2, counting from 1): has 1 option(s)" in message
 
 
 @pytest.mark.parametrize(("line", "data_row", "fault"), [
@@ -93,7 +116,7 @@ def test_blank_row_and_empty_file_are_errors(tmp_path: Path) -> None:
         read_questions(blank)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(QuestionFileError, match=r"empty.csv, line 1: the file is empty"):
+    with pytest.raises(QuestionFileError, match=r"empty.csv, line 1: .*the file is empty"):
         read_questions(empty)
 
 

@@ -2,7 +2,7 @@
 
 import duckdb
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.questions.question_table import read_question_table, write_questions
 
 

@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from pipeline.questions.csv_format import Question, read_questions
+from pipeline.questions.formats import read_questions
+from pipeline.questions.question import Question
 from pipeline.questions.training_pool import fault_kind, read_pool
 
 HEADER = "id,prompt,A,B,C,D,E,answer\n"

@@ -6,7 +6,7 @@ import Levenshtein
 import numpy as np
 import pytest
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.rankings.orders import (
     cosine_similarities,
     edit_similarity,

@@ -3,7 +3,7 @@
 import duckdb
 
 from pipeline.models import resolve
-from pipeline.questions.csv_format import read_questions
+from pipeline.questions.formats import read_questions
 from pipeline.rankings.semantic import VectorCache, rank_all
 from pipeline.retrieval.candidates import find_candidates, read_candidates
 from pipeline.retrieval.embeddings import Embedder

@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from pipeline.models import resolve
-from pipeline.questions.csv_format import read_questions
+from pipeline.questions.formats import read_questions
 from pipeline.rankings.orders import question_text
 from pipeline.rankings.semantic import VectorCache
 from pipeline.retrieval.candidates import find_candidates, read_candidates

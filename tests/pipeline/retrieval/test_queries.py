@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import Question
 from pipeline.retrieval.queries import (
     STOP_WORDS,
     build_all_queries,

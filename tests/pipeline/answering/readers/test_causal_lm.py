@@ -9,8 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.answering.readers.causal_lm import DEFAULT_MODEL, CausalLMReader, rotation
-from pipeline.questions.csv_format import Question
+from pipeline.answering.readers.causal_lm import (
+    DEFAULT_MODEL,
+    CausalLMReader,
+    options_block,
+    rotation,
+)
+from pipeline.questions.question import LETTERS, MAX_OPTIONS, Question
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -36,10 +41,19 @@ def reader() -> CausalLMReader:
     return CausalLMReader(model, max_context_tokens=64, permutations=5)
 
 
+FOUR = Question("q4", "Which gas do plants release during photosynthesis?",
+                ("Nitrogen", "Oxygen", "Carbon dioxide", "Helium"), "B", "t", 1)
+THREE = Question("q3", "Which gas do plants release during photosynthesis?",
+                 ("Helium", "Nitrogen", "Oxygen"), "C", "t", 2)
+LABELS = {f"{letter}." for letter in LETTERS}
+TWO = Question("q2", "Do plants release oxygen during photosynthesis?", ("Yes", "No"), "A",
+               "t", 3)
+
+
 def test_scores_are_five_finite_logits(reader: CausalLMReader) -> None:
     out = reader.score_many([(QUESTION, CONTEXT)])
-    assert out.logits.shape == (1, 5)
-    assert np.isfinite(out.logits).all()
+    assert out.logits.shape == (1, MAX_OPTIONS)
+    assert np.isfinite(out.logits[:, :5]).all() and np.isnan(out.logits[:, 5:]).all()
     assert out.seconds_per_question > 0
     assert reader.score(QUESTION, CONTEXT).shape == (5,)
 
@@ -81,3 +95,57 @@ def test_context_is_cut_from_the_end_to_the_budget(reader: CausalLMReader) -> No
     kept = reader.truncate_context(long)
     assert len(kept) == 64
     assert reader.tokenizer.decode(kept).startswith("Photosynthesis")
+
+
+def test_a_four_option_prompt_lists_exactly_its_four_options(reader: CausalLMReader) -> None:
+    assert options_block(FOUR.options) == ("A. Nitrogen\nB. Oxygen\nC. Carbon dioxide\n"
+                                           "D. Helium\n")
+    _, suffixes = reader.prompt_ids(FOUR, CONTEXT)
+    assert len(suffixes) == 4  # min(permutations=5, four options) rotations
+    for shift in range(4):
+        text = reader.prompt_text(FOUR, CONTEXT, shift=shift)
+        listed = [line for line in text.splitlines() if line[:2] in LABELS]
+        assert [line[:2] for line in listed] == ["A.", "B.", "C.", "D."]
+        assert "E." not in text
+        assert sorted(line[3:] for line in listed) == sorted(FOUR.options)
+    assert reader.prompt_text(FOUR, CONTEXT, shift=1).count("A. Oxygen") == 1  # rotated left
+
+
+def test_only_the_question_letters_are_read_and_log_softmaxed(reader: CausalLMReader) -> None:
+    scores = reader.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.isfinite(scores).all()
+    # each rotation is a log-softmax over four letters, so the mean is at most 0 and the
+    # probabilities of one rotation sum to 1 (checked with a single rotation)
+    reader.permutations = 1
+    try:
+        one = reader.score(FOUR, CONTEXT)
+    finally:
+        reader.permutations = 5
+    assert np.exp(one).sum() == pytest.approx(1.0)
+
+
+def test_rotations_of_a_four_option_question_cancel_its_order(reader: CausalLMReader) -> None:
+    base = reader.score(FOUR, CONTEXT)
+    rotated = rotation(FOUR.options, 1)
+    assert rotated == ["Oxygen", "Carbon dioxide", "Helium", "Nitrogen"]
+    scores = reader.score(FOUR, CONTEXT, options=rotated)
+    np.testing.assert_allclose(scores[[3, 0, 1, 2]], base, atol=1e-4)
+
+
+def test_a_two_option_question_works(reader: CausalLMReader) -> None:
+    scores = reader.score(TWO, CONTEXT)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    assert "C." not in reader.prompt_text(TWO, CONTEXT)
+
+
+def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(
+        reader: CausalLMReader) -> None:
+    items = [(THREE, CONTEXT), (FOUR, CONTEXT), (QUESTION, CONTEXT)]
+    out = reader.score_many(items).logits
+    assert out.shape == (3, MAX_OPTIONS)
+    for row, (question, context) in zip(out, items, strict=True):
+        k = len(question.options)
+        assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all()
+        np.testing.assert_allclose(row[:k], reader.score(question, context), atol=1e-6)
+    with pytest.raises(ValueError, match="options"):
+        reader.score(Question("q1", "One?", ("only",), "A", "t", 4), CONTEXT)

@@ -7,7 +7,7 @@ import pytest
 
 from pipeline.answering.readers import Reader, score_each
 from pipeline.answering.readers.lexical import SIGNAL_NAMES, LexicalReader, sentence_idf, zscore
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import MAX_OPTIONS, Question
 
 CONTEXT = (
     "The Krebs cycle takes place in the mitochondrial matrix of eukaryotic cells. "
@@ -85,8 +85,9 @@ def test_fixed_weights_can_be_changed_and_signals_exposed_for_many() -> None:
     reader = LexicalReader()
     many = reader.signals_many([(q, CONTEXT), (q, "")])
     assert set(many) == set(SIGNAL_NAMES)
-    assert all(v.shape == (2, 5) for v in many.values())
-    np.testing.assert_allclose(many["coverage"][0], reader.signals(q, CONTEXT).coverage)
+    assert all(v.shape == (2, MAX_OPTIONS) for v in many.values())
+    assert all(np.isnan(v[:, 5:]).all() and np.isfinite(v[:, :5]).all() for v in many.values())
+    np.testing.assert_allclose(many["coverage"][0, :5], reader.signals(q, CONTEXT).coverage)
 
 
 def test_reader_protocol_and_default_batch_loop() -> None:
@@ -95,13 +96,60 @@ def test_reader_protocol_and_default_batch_loop() -> None:
     q = question("In the mitochondrial matrix", "In the cytoplasm", "nucleus", "ribosome",
                  "Golgi")
     batch = reader.score_many([(q, CONTEXT), (q, "Glycolysis happens in the cytoplasm.")])
-    assert batch.shape == (2, 5)
-    np.testing.assert_allclose(batch[1], reader.score(q, "Glycolysis happens in the cytoplasm."))
-    assert int(np.argmax(batch[1])) == 1
-    assert score_each(reader, []).shape == (0, 5)
+    assert batch.shape == (2, MAX_OPTIONS) and np.isnan(batch[:, 5:]).all()
+    np.testing.assert_allclose(batch[1, :5],
+                               reader.score(q, "Glycolysis happens in the cytoplasm."))
+    assert int(np.nanargmax(batch[1])) == 1
+    assert score_each(reader, []).shape == (0, MAX_OPTIONS)
 
 
 def test_zscore_of_equal_values_is_zero() -> None:
     assert np.all(zscore(np.full(5, 3.0)) == 0)
     z = zscore(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
+
+
+def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each() -> None:
+    three = question("In the cytoplasm", "In the mitochondrial matrix", "nucleus")
+    four = question("ribosome", "In the cytoplasm", "In the mitochondrial matrix of cells",
+                    "Golgi")
+    five = question("In the mitochondrial matrix", "In the cytoplasm", "nucleus", "ribosome",
+                    "Golgi")
+    reader = LexicalReader()
+    items = [(three, CONTEXT), (four, CONTEXT), (five, CONTEXT)]
+    batch = reader.score_many(items)
+    signals = reader.signals_many(items)
+    assert batch.shape == (3, MAX_OPTIONS)
+    for i, (q, context) in enumerate(items):
+        k = len(q.options)
+        alone = reader.score(q, context)
+        assert alone.shape == (k,)
+        assert np.isfinite(batch[i, :k]).all() and np.isnan(batch[i, k:]).all()
+        np.testing.assert_allclose(batch[i, :k], alone)
+        for name in SIGNAL_NAMES:
+            assert np.isfinite(signals[name][i, :k]).all() and np.isnan(signals[name][i, k:]).all()
+            np.testing.assert_allclose(signals[name][i, :k],
+                                       getattr(reader.signals(q, context), name))
+    assert [int(np.nanargmax(row)) for row in batch] == [1, 2, 0]
+
+
+def test_signals_are_z_scored_over_the_question_own_options_only() -> None:
+    q = question("In the mitochondrial matrix", "nucleus", "a much longer option about cells")
+    reader = LexicalReader()
+    signals = reader.signals(q, CONTEXT)
+    assert signals.matrix().shape == (3, len(SIGNAL_NAMES))
+    # the length prior is relative to the question's own three options
+    chars = np.array([len(o) for o in q.options], dtype=np.float64) + 1.0
+    np.testing.assert_allclose(signals.length, np.log(chars / chars.mean()))
+    expected = sum(weight * zscore(getattr(signals, name))
+                   for name, weight in reader.weights.items())
+    np.testing.assert_allclose(reader.score(q, CONTEXT), expected)
+    z = zscore(signals.edit)
+    assert z.shape == (3,) and z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
+
+
+def test_a_two_option_question_works() -> None:
+    q = question("In the mitochondrial matrix", "In the nucleus")
+    logits = LexicalReader().score(q, CONTEXT)
+    assert logits.shape == (2,) and np.isfinite(logits).all()
+    assert int(np.argmax(logits)) == 0

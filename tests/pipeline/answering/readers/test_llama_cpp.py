@@ -8,7 +8,7 @@ import pytest
 
 from pipeline.answering.readers import heavy, llama_cpp
 from pipeline.answering.readers.causal_lm import rotation
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import LETTERS, MAX_OPTIONS, Question
 
 QUESTION = Question("q", "Which planet is known as the Red Planet?",
                     ("Venus", "Mars", "Jupiter", "Saturn", "Mercury"), "B", "handmade", 0)
@@ -21,10 +21,64 @@ def reader(smollm) -> llama_cpp.LlamaCppReader:
     return llama_cpp.LlamaCppReader(smollm, context_tokens=64, threads=1)
 
 
+FOUR = Question("q4", "Which planet is known as the Red Planet?",
+                ("Venus", "Mars", "Jupiter", "Saturn"), "B", "handmade", 1)
+THREE = Question("q3", "Which planet is known as the Red Planet?", ("Jupiter", "Venus", "Mars"),
+                 "C", "handmade", 2)
+TWO = Question("q2", "Is Mars called the Red Planet?", ("Yes", "No"), "A", "handmade", 3)
+LABELS = {f"{letter}." for letter in LETTERS}
+
+
 def test_scores_are_the_five_letters_log_softmax(reader: llama_cpp.LlamaCppReader) -> None:
     scores = reader.score(QUESTION, CONTEXT)
     assert scores.shape == (5,) and np.isfinite(scores).all()
     assert np.exp(scores).sum() == pytest.approx(1.0)
+
+
+def test_a_four_option_prompt_lists_exactly_its_four_options(
+        reader: llama_cpp.LlamaCppReader) -> None:
+    text = reader.prompt_text(FOUR, CONTEXT)
+    listed = [line for line in text.splitlines() if line[:2] in LABELS]
+    assert listed == ["A. Venus", "B. Mars", "C. Jupiter", "D. Saturn"]
+    assert "E." not in text
+    # what is evaluated is that text: the tokens decode to the same four options
+    tokens = reader.prompt_tokens(FOUR, CONTEXT)
+    decoded = reader.llm.detokenize(tokens, special=True).decode()
+    assert "D. Saturn" in decoded and "E." not in decoded
+
+
+def test_four_options_are_four_letters_log_softmax(reader: llama_cpp.LlamaCppReader) -> None:
+    scores = reader.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)  # no mass left on an "E" it lacks
+
+
+def test_a_two_option_question_works(reader: llama_cpp.LlamaCppReader) -> None:
+    scores = reader.score(TWO, CONTEXT)
+    assert scores.shape == (2,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)
+    assert "C." not in reader.prompt_text(TWO, CONTEXT)
+
+
+def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(smollm) -> None:
+    rotating = llama_cpp.LlamaCppReader(smollm, context_tokens=32, threads=1, permutations=5)
+    items = [(THREE, CONTEXT), (FOUR, CONTEXT), (QUESTION, CONTEXT)]
+    out = rotating.score_many(items).logits
+    assert out.shape == (3, MAX_OPTIONS)
+    for row, (question, context) in zip(out, items, strict=True):
+        k = len(question.options)
+        assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all()
+        np.testing.assert_allclose(row[:k], rotating.score(question, context), atol=1e-3)
+    # three options are asked in their three rotations only, not five
+    rotating.score(THREE, CONTEXT)
+    three = rotating.last_tokens
+    assert three == sum(len(rotating.prompt_tokens(THREE, rotating.cut_context(CONTEXT),
+                                                   rotation(THREE.options, shift)))
+                        for shift in range(3))
+    # and the rotations cancel the order of a three-option question too
+    shifted = Question("q3", THREE.prompt, tuple(rotation(THREE.options, 1)), "B", "handmade", 2)
+    np.testing.assert_allclose(rotating.score(shifted, CONTEXT),
+                               rotating.score(THREE, CONTEXT)[[1, 2, 0]], atol=1e-3)
 
 
 def test_a_reused_prefix_gives_the_scores_of_a_fresh_evaluation(smollm) -> None:

@@ -8,7 +8,7 @@ import pytest
 from pipeline.answering.readers import Reader
 from pipeline.answering.readers.similarity import SimilarityReader, context_sentences, top_k_mean
 from pipeline.models import resolve
-from pipeline.questions.csv_format import Question
+from pipeline.questions.question import MAX_OPTIONS, Question
 from pipeline.retrieval.embeddings import Embedder
 
 MITOCHONDRIA = Question(
@@ -57,12 +57,12 @@ def test_batch_scores_equal_single_scores(embedder: Embedder) -> None:
     items = [(MITOCHONDRIA, MITOCHONDRIA_CONTEXT), (VOLCANO, VOLCANO_CONTEXT),
              (VOLCANO, "")]
     batch = reader.score_many(items)
-    assert batch.shape == (3, 5)
-    np.testing.assert_allclose(batch[0], reader.score(*items[0]), atol=1e-5)
-    np.testing.assert_allclose(batch[1], reader.score(*items[1]), atol=1e-5)
-    assert int(np.argmax(batch[1])) == 1
-    assert np.all(batch[2] == 0)  # no context, no evidence
-    assert reader.score_many([]).shape == (0, 5)
+    assert batch.shape == (3, MAX_OPTIONS) and np.isnan(batch[:, 5:]).all()
+    np.testing.assert_allclose(batch[0, :5], reader.score(*items[0]), atol=1e-5)
+    np.testing.assert_allclose(batch[1, :5], reader.score(*items[1]), atol=1e-5)
+    assert int(np.nanargmax(batch[1])) == 1
+    assert np.all(batch[2, :5] == 0)  # no context, no evidence
+    assert reader.score_many([]).shape == (0, MAX_OPTIONS)
 
 
 def test_similarities_are_the_cosines_of_options_and_sentences(embedder: Embedder) -> None:
@@ -82,3 +82,31 @@ def test_top_k_mean() -> None:
     assert top_k_mean(np.zeros((5, 0)), 1).shape == (5,)
     with pytest.raises(ValueError):
         SimilarityReader(None, top_k=0)  # type: ignore[arg-type]
+
+
+def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(
+        embedder: Embedder) -> None:
+    reader = SimilarityReader(embedder)
+    three = Question("q3", VOLCANO.prompt, ("Krakatoa", "Mount Vesuvius", "Mount Fuji"), "B",
+                     "test", 2)
+    four = Question("q4", MITOCHONDRIA.prompt, MITOCHONDRIA.options[1:], None, "test", 3)
+    items = [(three, VOLCANO_CONTEXT), (four, MITOCHONDRIA_CONTEXT),
+             (MITOCHONDRIA, MITOCHONDRIA_CONTEXT), (three, "")]
+    batch = reader.score_many(items)
+    assert batch.shape == (4, MAX_OPTIONS)
+    for row, (question, context) in zip(batch, items, strict=True):
+        k = len(question.options)
+        assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all()
+        alone = reader.score(question, context)
+        assert alone.shape == (k,)
+        np.testing.assert_allclose(row[:k], alone, atol=1e-5)
+    assert int(np.nanargmax(batch[0])) == 1
+    assert np.all(batch[3, :3] == 0)
+    sims = reader.similarities(items)
+    assert [s.shape for s in sims] == [(3, 2), (4, 3), (5, 3), (3, 0)]
+
+
+def test_a_two_option_question_works(embedder: Embedder) -> None:
+    two = Question("q2", VOLCANO.prompt, ("Mount Fuji", "Mount Vesuvius"), "B", "test", 4)
+    logits = SimilarityReader(embedder).score(two, VOLCANO_CONTEXT)
+    assert logits.shape == (2,) and int(np.argmax(logits)) == 1
