@@ -37,8 +37,9 @@ class QuestionsConfig(Config):
         default_factory=lambda: [str(QUESTIONS / "stem_1k.csv")],
         description="Labelled files (any accepted format) to learn from, cleaned (bad rows, "
         "duplicates and any test or validation question dropped and reported); of stem_1k only "
-        "the train side is used. By default only the set whose source pages the sample corpus holds: a question whose "
-        "context cannot hold its answer teaches a reader and the blend noise. With full "
+        "the train side is used. By default only the set whose source pages the sample corpus "
+        "holds: a question whose context cannot hold its answer teaches a reader and the blend "
+        "noise. With full "
         "Wikipedia, add extra_500.csv and generated_6k.csv.")
     blend_size: int = Field(
         default=150, description="Pooled questions held out from training, on which the "
@@ -62,6 +63,10 @@ class QuestionsConfig(Config):
     formats: dict[str, str] = Field(
         default_factory=dict, description="A file's format by path, where detection from the "
         "extension and fields should not decide: kaggle_csv, mmlu_csv, arc, mmlu or sciq.")
+    show_passages: bool = Field(
+        default=False, description="Let the readers see a set's own gold passage (SciQ's "
+        "`support`) first in every context. Off by default: it answers the question, so a "
+        "score with it on measures reading, not retrieval.")
     limit: int | None = Field(
         default=None, description="At most this many questions of each role, in file order "
         "(for quick runs).")

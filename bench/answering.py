@@ -22,7 +22,7 @@ import duckdb
 import numpy as np
 
 from assets.answering import CascadeConfig
-from pipeline.answering.readers import heavy
+from pipeline.answering.readers import heavy, pad
 from pipeline.answering.readers.lexical import LexicalReader
 from pipeline.answering.readers.multiple_choice import MultipleChoiceReader
 from pipeline.answering.readers.similarity import SimilarityReader
@@ -46,7 +46,7 @@ def time_readers(db: duckdb.DuckDBPyConnection, count: int, transformers: bool,
     def letters(runtime: str):
         reader = heavy.load(resolve(heavy.DEFAULT_MODEL), runtime,  # type: ignore[arg-type]
                             context_tokens=context_tokens)
-        return lambda batch: np.stack([reader.score(q, c) for q, c in batch])
+        return lambda batch: pad([reader.score(q, c) for q, c in batch])
 
     readers = {
         "lexical": lambda: LexicalReader().score_many,

@@ -30,9 +30,12 @@ def reading_list(db: duckdb.DuckDBPyConnection, ranking: str,
     """Every question of ``roles`` with its context under ``ranking``.
 
     A question without a context means the ranking is older than the questions table: that is
-    an error to fix by materialising the ranking, never a question to skip silently.
+    an error to fix by materialising the ranking, never a question to skip silently. A question
+    whose set's own passage the run shows (``questions.show_passages``) reads it first.
     """
     contexts = read_contexts(db, ranking)
+    shown = {(role, qid) for role, qid in db.execute(
+        "SELECT role, id FROM questions WHERE passage_shown").fetchall()}
     keys, questions, texts, missing = [], [], [], []
     for role, question in read_question_table(db):
         if role not in roles:
@@ -43,7 +46,7 @@ def reading_list(db: duckdb.DuckDBPyConnection, ranking: str,
             continue
         keys.append(key)
         questions.append(question)
-        texts.append(contexts[key])
+        texts.append(f"{question.passage}\n{contexts[key]}" if key in shown else contexts[key])
     if missing:
         raise LookupError(f"the {ranking} ranking has no context for {len(missing)} questions "
                           f"(e.g. {missing[:3]}); materialise ranking_{ranking} again")

@@ -42,6 +42,7 @@ class QuestionSets:
     limit: int | None = None
     blend_paths: list[str] = field(default_factory=list)
     formats: dict[str, str] = field(default_factory=dict)
+    show_passages: bool = False
 
     def paths(self) -> list[str]:
         return [self.test_path, self.validation_path, *self.train_paths, *self.blend_paths,
@@ -122,7 +123,8 @@ def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
     except (QuestionFileError, OSError, ValueError) as exc:
         raise StepError(f"cannot read training questions: {exc}") from exc
     write_questions(db, [("test", test), ("validation", validation), ("blend", pool.blend),
-                         ("train", pool.train), ("teacher", extra.train)], _kinds(sets))
+                         ("train", pool.train), ("teacher", extra.train)], _kinds(sets),
+                    sets.show_passages)
     log(f"{len(test)} test, {len(validation)} validation, {len(pool.blend)} blend, "
         f"{len(pool.train)} train and {len(extra.train)} teacher-only questions; cleaning "
         f"dropped {dict(pool.dropped)} of the training files and {dict(extra.dropped)} of "

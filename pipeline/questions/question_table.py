@@ -9,7 +9,9 @@ across roles.
 Options sit in columns ``A`` to ``J``, NULL past the question's ``options`` (its count); ``kind``
 says what kind of exam a question comes from (its file's format and its number of options, see
 :func:`kind_of`), which tells the cascade whether the blend was fitted on questions like it.
-``passage`` is the set's own gold passage where its format has one (SciQ's ``support``).
+``passage`` is the set's own gold passage where its format has one (SciQ's ``support``): no
+reader sees it unless the run asks for it (``passage_shown``, from ``questions.show_passages``),
+and then it leads the question's context in every ranking (:mod:`pipeline.answering.reading_list`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from pipeline.tables import option_column_ddl, option_columns, transaction
 DDL = f"""CREATE OR REPLACE TABLE questions (
     role VARCHAR, id VARCHAR, source VARCHAR, row INTEGER, prompt VARCHAR,
     {option_column_ddl("VARCHAR")}, options INTEGER, answer VARCHAR, gold_title VARCHAR,
-    kind VARCHAR, passage VARCHAR)"""
-VERSION_COLUMNS = f"role, id, source, row, prompt, {option_columns()}, answer, kind, passage"
+    kind VARCHAR, passage VARCHAR, passage_shown BOOLEAN)"""
+VERSION_COLUMNS = (f"role, id, source, row, prompt, {option_columns()}, answer, kind, passage, "
+                   "passage_shown")
 
 
 def kind_of(question: Question, file_format: str) -> str:
@@ -37,9 +40,10 @@ def kind_of(question: Question, file_format: str) -> str:
 
 def write_questions(db: duckdb.DuckDBPyConnection,
                     sets: Iterable[tuple[str, list[Question]]],
-                    kinds: dict[str, str] | None = None) -> None:
+                    kinds: dict[str, str] | None = None, show_passages: bool = False) -> None:
     """Replace the table with ``sets`` of (role, questions), in one transaction; ``kinds``
-    gives each question set's (source's) kind stem (its file format), default ``kaggle_csv``."""
+    gives each question set's (source's) kind stem (its file format), default ``kaggle_csv``;
+    ``show_passages`` lets the readers see the passages the sets carry."""
     kinds = kinds or {}
     with transaction(db):
         db.execute(DDL)
@@ -47,11 +51,11 @@ def write_questions(db: duckdb.DuckDBPyConnection,
             if not questions:
                 continue
             db.executemany(
-                f"INSERT INTO questions VALUES ({', '.join('?' * (MAX_OPTIONS + 10))})",
+                f"INSERT INTO questions VALUES ({', '.join('?' * (MAX_OPTIONS + 11))})",
                 [[role, q.id, q.source, q.row, q.prompt,
                   *q.options, *[None] * (MAX_OPTIONS - len(q.options)), len(q.options),
                   q.answer, gold_title(q), kind_of(q, kinds.get(q.source, "kaggle_csv")),
-                  q.passage] for q in questions])
+                  q.passage, show_passages and q.passage is not None] for q in questions])
 
 
 def read_question_table(db: duckdb.DuckDBPyConnection, role: str | None = None
