@@ -55,7 +55,7 @@ def uncertainty(log_probabilities: np.ndarray, measure: str) -> np.ndarray:
     if measure == "margin":
         return -(top[:, 0] - top[:, 1])
     if measure == "entropy":
-        return -np.where(p > 0, p * log_p, 0.0).sum(axis=1)
+        return -(p * np.where(p > 0, log_p, 0.0)).sum(axis=1)
     if measure == "top":
         return 1.0 - top[:, 0]
     raise ValueError(f"unknown uncertainty measure {measure!r}: use one of {MEASURES}")
