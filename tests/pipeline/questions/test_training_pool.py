@@ -88,3 +88,29 @@ def test_the_teachers_pool_takes_unlabelled_questions_and_drops_every_other_role
     # A size keeps a prefix of one fixed order: growing the size only adds questions.
     three = read_teacher_pool([str(unlabelled)], taken, size=3).train
     assert three == pool.train[:3]
+
+
+def test_a_pool_mixes_formats_each_question_keeping_its_set(tmp_path: Path) -> None:
+    """The 2nd place's mix: a Kaggle CSV, ARC JSON lines and SciQ in one pool, each question
+    with its own set and option count; and with blend_paths the blend questions come from
+    those files alone, never trained on."""
+    kaggle = write(tmp_path / "kaggle.csv", [question(i) for i in range(6)])
+    arc = tmp_path / "arc.jsonl"
+    arc.write_text("".join(
+        f'{{"id": "a{i}", "question": {{"stem": "Which ARC fact {i}?", "choices": ['
+        '{"label": "1", "text": "x"}, {"label": "2", "text": "y"}, {"label": "3", "text": "z"}'
+        ']}, "answerKey": "2"}\n' for i in range(4)))
+    sciq = tmp_path / "sciq.jsonl"
+    sciq.write_text("".join(
+        f'{{"question": "Which SciQ fact {i}?", "correct_answer": "r", "distractor1": "s", '
+        f'"distractor2": "t", "distractor3": "u", "support": "p"}}\n' for i in range(4)))
+    pool = read_pool([kaggle, str(arc), str(sciq)], [], blend_size=5, train_size=None)
+    everything = [*pool.blend, *pool.train]
+    assert sorted({(q.source, len(q.options)) for q in everything}) == [
+        ("arc", 3), ("kaggle", 5), ("sciq", 4)]
+    assert len(everything) == 14 and all(q.id.startswith(f"{q.source}:") for q in everything)
+    assert all(q.option(q.answer) in ("y", "r") for q in everything if q.source != "kaggle")
+    apart = read_pool([kaggle, str(sciq)], [], blend_size=3, train_size=None,
+                      blend_paths=[str(arc)])
+    assert {q.source for q in apart.blend} == {"arc"} and len(apart.blend) == 3
+    assert {q.source for q in apart.train} == {"kaggle", "sciq"} and len(apart.train) == 10
