@@ -106,7 +106,7 @@ def semantic_scores(prompt_vector: np.ndarray, option_vectors: np.ndarray,
 
     ``prompt_vector`` and ``passage_prompt_vectors`` (one row per passage) come from the first
     embedder; ``option_vectors`` (one row per option) and ``passage_option_vectors`` from the
-    second. The option similarity is the mean over the options, not the maximum: all five
+    second. The option similarity is the mean over the options, not the maximum: all the
     options are written about the source passage, so it is close to each of them, whereas a
     maximum lets a passage that matches one off-topic distractor rank high.
     """

@@ -96,13 +96,15 @@ def rank_all(questions: Sequence[tuple[str, Question]],
     option_chunks = option.chunks([c for ps in heads.values() for p in ps for c in p.chunk_ids])
     option_texts = option.texts([o for _, q in questions for o in q.options])
     ranked_all: dict[tuple[str, str], list[RankedPassage]] = {}
-    for i, ((role, question), vector) in enumerate(zip(questions, prompt_texts, strict=True)):
+    end = 0
+    for (role, question), vector in zip(questions, prompt_texts, strict=True):
         key = (role, question.id)
+        start, end = end, end + len(question.options)  # each question's own option vectors
         head = heads[key]
         if not head:
             ranked_all[key] = []
             continue
-        scores = semantic_scores(vector, option_texts[5 * i:5 * i + 5],
+        scores = semantic_scores(vector, option_texts[start:end],
                                  passage_vectors(head, prompt_chunks),
                                  passage_vectors(head, option_chunks), prompt_weight)
         reranked = sorted((RankedPassage(p, float(s)) for p, s in zip(head, scores,

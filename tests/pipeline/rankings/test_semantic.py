@@ -37,3 +37,25 @@ def test_semantic_ranking_puts_the_source_first_and_embeds_each_text_once(
     again = VectorCache(tiny_warehouse, embedder, lambda _: None)
     rank_all(asked, candidates, again, again, rerank_top=3)
     assert again.computed == 0, "every chunk and question text came from the cache"
+
+
+def test_questions_of_three_four_and_five_options_are_ranked_with_their_own_options(
+        tiny_warehouse: duckdb.DuckDBPyConnection, tmp_path) -> None:
+    """Ranked together, each question of a ragged set gets the scores it gets ranked alone:
+    its own options' vectors, never a neighbour's (nor none, which would give NaN)."""
+    asked = [("test", q) for q in read_questions(FIXTURES / "answering" / "mixed_options.jsonl")]
+    asked += [("test", q) for q in read_questions(FIXTURES / "retrieval" / "test.csv")]
+    assert [len(q.options) for _, q in asked] == [3, 4, 5, 5, 5]
+    with TantivyIndex(tmp_path / "index") as index:
+        sync_index(tiny_warehouse, index)
+        find_candidates(tiny_warehouse, index.search_many, asked, hits_per_query=10,
+                        max_passages=8, max_chunks_per_passage=1)
+    candidates = read_candidates(tiny_warehouse)
+    embedder = Embedder(resolve("sentence-transformers/all-MiniLM-L6-v2", log=lambda _: None))
+    cache = VectorCache(tiny_warehouse, embedder, lambda _: None)
+    together = rank_all(asked, candidates, cache, cache, rerank_top=3)
+    for item in asked:
+        alone = rank_all([item], candidates, cache, cache, rerank_top=3)
+        key = (item[0], item[1].id)
+        assert [(r.passage.passage_id, round(r.score, 6)) for r in together[key]] == [
+            (r.passage.passage_id, round(r.score, 6)) for r in alone[key]], key
