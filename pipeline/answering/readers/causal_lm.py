@@ -41,12 +41,12 @@ import copy
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.answering.readers import pad
-from pipeline.devices import torch_device
+from pipeline.devices import torch_device, weight_precision
 from pipeline.models import ResolvedModel, resolve
 from pipeline.questions.question import LETTERS, MAX_OPTIONS, MIN_OPTIONS, Question
 
@@ -120,19 +120,51 @@ def unrotate(total: np.ndarray, slot_scores: np.ndarray, shift: int) -> None:
         total[(slot + shift) % k] += slot_scores[slot]
 
 
-def load_causal_lm(model: ResolvedModel) -> tuple[torch.nn.Module, object]:
-    """Model and tokenizer in float32 eval mode; a GGUF file is loaded through ``gguf_file``.
+def load_causal_lm(model: ResolvedModel, device: torch.device | None = None,
+                   precision: str = "auto") -> tuple[torch.nn.Module, object]:
+    """Model and tokenizer in eval mode, the weights loaded straight onto ``device`` in the
+    precision :func:`pipeline.devices.weight_precision` picks (float32 on a CPU, bfloat16 or
+    float16 on a GPU, or 8/4 bits through bitsandbytes): a 7B model never passes through a
+    float32 copy in RAM. A GGUF file is loaded (dequantised) through ``gguf_file``.
 
-    float32 explicitly: transformers 5 keeps a checkpoint's dtype, and a GGUF is dequantised.
+    The dtype is always explicit: transformers 5 otherwise keeps a checkpoint's dtype.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    extra = {"gguf_file": model.file} if model.file else {}
-    tokenizer = AutoTokenizer.from_pretrained(model.path, **extra)
-    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch.float32, **extra)
+    device = device or torch.device("cpu")
+    chosen = weight_precision(device, precision)
+    extra: dict[str, Any] = {"gguf_file": model.file} if model.file else {}
+    if chosen in ("8bit", "4bit"):
+        extra["quantization_config"] = _bitsandbytes(chosen, device)
+        dtype = torch.bfloat16
+    else:
+        dtype = getattr(torch, chosen)
+    tokenizer = AutoTokenizer.from_pretrained(model.path, **{
+        k: v for k, v in extra.items() if k == "gguf_file"})
+    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=dtype,
+                                              device_map={"": str(device)}, **extra)
     lm.eval()
     return lm, tokenizer
+
+
+def _bitsandbytes(precision: str, device: torch.device) -> Any:
+    """The quantisation config of an 8- or 4-bit load (NF4 with bfloat16 compute, as QLoRA)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if device.type != "cuda":
+        raise ValueError(f"precision {precision} loads through bitsandbytes, which needs a "
+                         f"CUDA GPU; the device is {device}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"precision {precision} needs bitsandbytes: install the GPU extra "
+                          "(pip install -e '.[gpu]')") from exc
+    if precision == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16)
 
 
 class CausalLMReader:
@@ -141,14 +173,15 @@ class CausalLMReader:
     def __init__(self, model: ResolvedModel | str = DEFAULT_MODEL, *,
                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
                  permutations: int = DEFAULT_PERMUTATIONS, reuse_prefix: bool = True,
-                 chat_template: bool = True, device: str = "auto") -> None:
+                 chat_template: bool = True, device: str = "auto",
+                 precision: str = "auto") -> None:
         check_permutations(permutations)
         if max_context_tokens < 0:
             raise ValueError("max_context_tokens must be >= 0")
         self.resolved = model if isinstance(model, ResolvedModel) else resolve(model)
-        self.model, self.tokenizer = load_causal_lm(self.resolved)
         self.device = torch_device(device)
-        self.model.to(self.device)
+        self.precision = weight_precision(self.device, precision)
+        self.model, self.tokenizer = load_causal_lm(self.resolved, self.device, self.precision)
         self.max_context_tokens = max_context_tokens
         self.permutations = permutations
         self.reuse_prefix = reuse_prefix

@@ -149,3 +149,21 @@ def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(
         np.testing.assert_allclose(row[:k], reader.score(question, context), atol=1e-6)
     with pytest.raises(ValueError, match="options"):
         reader.score(Question("q1", "One?", ("only",), "A", "t", 4), CONTEXT)
+
+
+def test_weights_load_in_the_precision_asked_for_straight_onto_the_device(
+        reader: CausalLMReader) -> None:
+    """float32 on a CPU by default; asked for bfloat16 (a GPU's default), the weights are
+    bfloat16 as loaded, with no float32 copy made first, and the reader still answers."""
+    assert reader.precision == "float32"
+    assert {p.dtype for p in reader.model.parameters()} == {torch.float32}
+    half = CausalLMReader(reader.resolved, max_context_tokens=64, permutations=1,
+                          precision="bfloat16")
+    assert half.precision == "bfloat16"
+    assert {p.dtype for p in half.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in half.model.parameters()} == {"cpu"}
+    scores = half.score(QUESTION, CONTEXT)
+    assert scores.shape == (5,) and np.isfinite(scores).all()
+    assert int(np.argmax(scores)) == int(np.argmax(reader.score(QUESTION, CONTEXT)))
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        CausalLMReader(reader.resolved, precision="4bit", device="cpu")
