@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -57,6 +57,7 @@ DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_MAX_CONTEXT_TOKENS = 384
 DEFAULT_PERMUTATIONS = 5
 
+ANSWER_CUE = "Answer:"
 SYSTEM = ("You answer multiple-choice science questions. Use the context. Reply with the "
           "letter of the correct option.")
 
@@ -118,6 +119,24 @@ def unrotate(total: np.ndarray, slot_scores: np.ndarray, shift: int) -> None:
     k = len(total)
     for slot in range(k):
         total[(slot + shift) % k] += slot_scores[slot]
+
+
+def letter_token(tokenize: Callable[[str], Sequence[int]], letter: str) -> int:
+    """The token a model writes for ``letter`` right after the answer cue: the last token of
+    ``"Answer: A"``, found where ``"Answer:"`` tokenises as its prefix.
+
+    Why not the token of ``" A"``: SentencePiece tokenizers (Llama, Mistral) add a dummy prefix
+    space, so ``" A"`` alone is two tokens (``▁`` and ``▁A``) while after ``Answer:`` the letter
+    is the one token ``▁A``; byte-level BPE tokenizers (Qwen, GPT-2, SmolLM) give ``Ġ A`` either
+    way. Tokenising the letter in the context the prompt puts it in is right for both.
+    """
+    cue = list(tokenize(ANSWER_CUE))
+    full = list(tokenize(f"{ANSWER_CUE} {letter}"))
+    if full[: len(cue)] != cue or len(full) != len(cue) + 1:
+        raise ValueError(f"the tokenizer does not write {letter!r} as one token after "
+                         f"{ANSWER_CUE!r} ({cue} then {full}); the answer-letter approach needs "
+                         "single-token letters (use scoring: option)")
+    return full[-1]
 
 
 def load_causal_lm(model: ResolvedModel, device: torch.device | None = None,
@@ -195,15 +214,8 @@ class CausalLMReader:
         over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
         for letter in LETTERS[:count]:
             if letter not in self._letter_ids:
-                self._letter_ids[letter] = self._single_token(f" {letter}")
+                self._letter_ids[letter] = letter_token(self._ids, letter)
         return [self._letter_ids[letter] for letter in LETTERS[:count]]
-
-    def _single_token(self, text: str) -> int:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise ValueError(f"{text!r} is not one token for this tokenizer ({ids}); the "
-                             "answer-letter approach needs single-token letters")
-        return ids[0]
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -233,16 +245,16 @@ class CausalLMReader:
         options = self._options(question, options)
         if self.chat:
             head = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
-            tail = "<|im_end|>\n<|im_start|>assistant\nAnswer:"
+            tail = f"<|im_end|>\n<|im_start|>assistant\n{ANSWER_CUE}"
             if "<|im_start|>" not in (self.tokenizer.chat_template or ""):
                 # Not a ChatML model: let the template say where the assistant turn begins.
                 rendered = self.tokenizer.apply_chat_template(
                     [{"role": "user", "content": "\x00"}], tokenize=False,
                     add_generation_prompt=True)
                 head, _, rest = rendered.partition("\x00")
-                tail = rest + "Answer:"
+                tail = rest + ANSWER_CUE
         else:
-            head, tail = f"{SYSTEM}\n\n", "\nAnswer:"
+            head, tail = f"{SYSTEM}\n\n", f"\n{ANSWER_CUE}"
         context_ids = self.truncate_context(context)
         block = question_block(prompt, "\x00")
         before, _, after = block.partition("\x00")

@@ -35,10 +35,12 @@ import numpy as np
 
 from pipeline.answering.readers import pad
 from pipeline.answering.readers.causal_lm import (
+    ANSWER_CUE,
     SYSTEM,
     CausalLMScores,
     check_options,
     check_permutations,
+    letter_token,
     rotation,
     rotations,
     unrotate,
@@ -48,7 +50,6 @@ from pipeline.models import ResolvedModel
 from pipeline.questions.question import LETTERS, MIN_OPTIONS, Question
 
 DEFAULT_CONTEXT_TOKENS = 128
-ANSWER_CUE = "Answer:"
 
 
 def available() -> bool:
@@ -109,18 +110,13 @@ class LlamaCppReader:
         over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
         for letter in LETTERS[:count]:
             if letter not in self._letter_ids:
-                self._letter_ids[letter] = self._single_token(f" {letter}")
+                self._letter_ids[letter] = letter_token(
+                    lambda text: self.llm.tokenize(text.encode(), add_bos=False, special=False),
+                    letter)
         return [self._letter_ids[letter] for letter in LETTERS[:count]]
 
     def _token_text(self, token: int) -> str:
         return self.llm._model.token_get_text(token) if token >= 0 else ""
-
-    def _single_token(self, text: str) -> int:
-        ids = self.llm.tokenize(text.encode(), add_bos=False, special=False)
-        if len(ids) != 1:
-            raise ValueError(f"{text!r} is not one token for this model ({ids}); the "
-                             "answer-letter approach needs single-token letters")
-        return ids[0]
 
     def cut_context(self, context: str, tokens: int | None = None) -> str:
         """The context cut to its first ``tokens`` tokens (the best passages come first)."""

@@ -167,3 +167,23 @@ def test_weights_load_in_the_precision_asked_for_straight_onto_the_device(
     assert int(np.argmax(scores)) == int(np.argmax(reader.score(QUESTION, CONTEXT)))
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         CausalLMReader(reader.resolved, precision="4bit", device="cpu")
+
+
+def test_letters_are_found_for_a_sentencepiece_tokenizer(tmp_path) -> None:
+    """A Llama-style tokenizer writes " A" as two tokens; the reader still finds the one token
+    the model writes after "Answer:" for each letter, and scores a four-option question on a
+    (tiny, random) Llama with it, its prompt listing four options."""
+    from pipeline.models import resolve
+    from tests.tiny_models import tiny_llama
+
+    folder = tiny_llama(tmp_path / "tiny-llama")
+    small = CausalLMReader(resolve(str(folder), online=False), max_context_tokens=32,
+                           permutations=1, device="cpu")
+    tokenizer = small.tokenizer
+    assert len(tokenizer(" A", add_special_tokens=False)["input_ids"]) == 2
+    assert tokenizer.convert_ids_to_tokens(small.letter_ids(4)) == ["▁A", "▁B", "▁C", "▁D"]
+    scores = small.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)
+    prompt = small.prompt_text(FOUR, CONTEXT).replace(" ", "")  # this decoder drops spaces
+    assert "D.Helium" in prompt and "E." not in prompt
