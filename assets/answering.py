@@ -92,7 +92,7 @@ def reading(teacher: Teacher, max_seconds: float | None = None) -> HeavySettings
     return HeavySettings(runtime=teacher.runtime, context_tokens=teacher.context_tokens,
                          permutations=teacher.permutations, threads=teacher.threads,
                          device=teacher.device, max_seconds=max_seconds,
-                         precision=teacher.precision)
+                         precision=teacher.precision, scoring=teacher.scoring)
 
 
 def teacher_state(teacher: Teacher, model: ResolvedModel | None) -> dict[str, Any]:
@@ -273,6 +273,9 @@ class CascadeConfig(Config):
     precision: str = Field(default="auto", description="Weights' precision on transformers: "
                            "auto (float32 on a CPU, bfloat16 or float16 on a GPU), float32, "
                            "bfloat16, float16, 8bit or 4bit (bitsandbytes, the gpu extra).")
+    scoring: str = Field(default="letter", description="letter: one pass scores the answer "
+                         "letters of the listed options; option: each option proposed alone, "
+                         "scored by the log-odds of yes against no (the 7th place's form).")
     unfamiliar: str = Field(
         default="heavy", description="Test and validation questions of a kind (file format and "
         "option count) that no blend question has: `heavy` reads every one with the heavy "
@@ -290,7 +293,7 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
     of a kind no blend question has are read by the heavy reader alone (`unfamiliar`)."""
     settings = HeavySettings(**config.model_dump(
         include={"runtime", "context_tokens", "permutations", "threads", "device",
-                 "max_seconds", "precision"}))
+                 "max_seconds", "precision", "scoring"}))
     with warehouse.get_connection() as db:
         strangers = config.unfamiliar == "heavy" and any(
             cascade_step.unfamiliar_ids(db).values())

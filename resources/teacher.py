@@ -23,6 +23,8 @@ class Teacher(ConfigurableResource):
     permutations: int = Field(default=1, description="Cyclic option rotations averaged (1-5).")
     threads: int | None = Field(default=None, description="CPU threads (default: all).")
     device: str = Field(default="auto", description="torch device of the transformers runtime.")
+    scoring: str = Field(default="letter", description="letter (the answer letter of the "
+                         "listed options) or option (each option proposed alone, yes/no).")
     precision: str = Field(default="auto", description="Weights' precision on transformers: "
                            "auto (float32 on a CPU, bfloat16 or float16 on a GPU), float32, "
                            "bfloat16, float16, 8bit or 4bit (bitsandbytes, the gpu extra).")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tests.conftest import FIXTURES
 
-LETTER_LINES = [f"Answer: {letter}" for letter in "ABCDEFGHIJ"] * 20
+LETTER_LINES = [f"Answer: {word}" for word in (*"ABCDEFGHIJ", "yes", "no")] * 20
 
 
 def corpus_text(limit: int = 200) -> list[str]:

@@ -160,6 +160,7 @@ class HeavySettings:
     device: str = "auto"
     max_seconds: float | None = None
     precision: str = "auto"
+    scoring: str = "letter"
 
     def setup(self, model: ResolvedModel) -> heavy.Setup:
         """The runtime, device type and precision ``model`` is read with under these settings."""
@@ -171,7 +172,7 @@ class HeavySettings:
         made with (runtime, device type, precision), the prompt settings and the code; not the
         threads, which change the speed, not the answer."""
         return {**setup.as_dict(), "context_tokens": self.context_tokens,
-                "permutations": self.permutations, "code": READER_CODE}
+                "permutations": self.permutations, "scoring": self.scoring, "code": READER_CODE}
 
 
 class HeavyReading:
@@ -267,7 +268,8 @@ class HeavyReading:
                                      context_tokens=self.settings.context_tokens,
                                      permutations=self.settings.permutations,
                                      threads=self.settings.threads, device=self.settings.device,
-                                     precision=self.settings.precision)
+                                     precision=self.settings.precision,
+                                     scoring=self.settings.scoring)
         self.setup = setup
         return self.reader
 

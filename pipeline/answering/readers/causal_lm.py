@@ -60,6 +60,28 @@ DEFAULT_PERMUTATIONS = 5
 ANSWER_CUE = "Answer:"
 SYSTEM = ("You answer multiple-choice science questions. Use the context. Reply with the "
           "letter of the correct option.")
+# Per-option scoring (the 7th place's form): each option is proposed alone and the model says
+# whether it is correct; the option's score is the log-odds of " yes" against " no".
+OPTION_SYSTEM = ("You check answers to science questions. Use the context. Reply yes if the "
+                 "proposed answer is correct, else no.")
+SCORING = ("letter", "option")
+
+
+def check_scoring(scoring: str) -> None:
+    if scoring not in SCORING:
+        raise ValueError(f"unknown scoring {scoring!r}: use one of {SCORING}")
+
+
+def proposal_block(option: str) -> str:
+    """The end of the user turn of a per-option prompt: one option, proposed alone."""
+    return f"Proposed answer: {option.strip()}\nIs the proposed answer correct?\n"
+
+
+def log_odds_scores(yes: np.ndarray, no: np.ndarray) -> np.ndarray:
+    """Per-option scores of the yes/no form: the log-odds of "yes", log-softmaxed over the
+    question's options so they read as the letter form's log-probabilities do."""
+    odds = np.asarray(yes, dtype=np.float64) - np.asarray(no, dtype=np.float64)
+    return odds - np.logaddexp.reduce(odds)
 
 
 @dataclass(frozen=True)
@@ -193,10 +215,12 @@ class CausalLMReader:
                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
                  permutations: int = DEFAULT_PERMUTATIONS, reuse_prefix: bool = True,
                  chat_template: bool = True, device: str = "auto",
-                 precision: str = "auto") -> None:
+                 precision: str = "auto", scoring: str = "letter") -> None:
         check_permutations(permutations)
+        check_scoring(scoring)
         if max_context_tokens < 0:
             raise ValueError("max_context_tokens must be >= 0")
+        self.scoring = scoring
         self.resolved = model if isinstance(model, ResolvedModel) else resolve(model)
         self.device = torch_device(device)
         self.precision = weight_precision(self.device, precision)
@@ -208,6 +232,8 @@ class CausalLMReader:
         self.chat = chat_template and bool(getattr(self.tokenizer, "chat_template", None))
         self._letter_ids: dict[str, int] = {}
         self.letter_ids(MIN_OPTIONS)  # fail at once for a tokenizer without one-token letters
+        if scoring == "option":
+            self.yes_no = [letter_token(self._ids, word) for word in ("yes", "no")]
 
     def letter_ids(self, count: int) -> list[int]:
         """The token ids of ``" A"`` .. the ``count``-th letter, each looked up once (a cache
@@ -243,8 +269,9 @@ class CausalLMReader:
         """
         prompt = question.prompt if isinstance(question, Question) else question
         options = self._options(question, options)
+        system = OPTION_SYSTEM if self.scoring == "option" else SYSTEM
         if self.chat:
-            head = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
+            head = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
             tail = f"<|im_end|>\n<|im_start|>assistant\n{ANSWER_CUE}"
             if "<|im_start|>" not in (self.tokenizer.chat_template or ""):
                 # Not a ChatML model: let the template say where the assistant turn begins.
@@ -254,7 +281,7 @@ class CausalLMReader:
                 head, _, rest = rendered.partition("\x00")
                 tail = rest + ANSWER_CUE
         else:
-            head, tail = f"{SYSTEM}\n\n", f"\n{ANSWER_CUE}"
+            head, tail = f"{system}\n\n", f"\n{ANSWER_CUE}"
         context_ids = self.truncate_context(context)
         block = question_block(prompt, "\x00")
         before, _, after = block.partition("\x00")
@@ -262,6 +289,9 @@ class CausalLMReader:
         bos = self.tokenizer.bos_token_id
         if not self.chat and bos is not None and getattr(self.tokenizer, "add_bos_token", False):
             prefix = [bos, *prefix]
+        if self.scoring == "option":
+            return prefix, [self._ids(proposal_block(option)) + self._ids(tail)
+                            for option in options]
         suffixes = []
         for shift in range(rotations(self.permutations, len(options))):
             suffixes.append(self._ids(options_block(rotation(options, shift)))
@@ -276,29 +306,35 @@ class CausalLMReader:
 
     def score(self, question: Question | str, context: str,
               options: Sequence[str] | None = None) -> np.ndarray:
-        """One score per option (mean over rotations of the letters' log-softmax)."""
+        """One score per option: the mean over rotations of the letters' log-softmax, or in
+        per-option scoring the log-softmax over options of each one's yes/no log-odds."""
         import torch
 
         options = self._options(question, options)
         k = len(options)
-        letter_ids = self.letter_ids(k)
         prefix, suffixes = self.prompt_ids(question, context, options)
         self.last_tokens = sum(len(prefix) + len(suffix) for suffix in suffixes)
-        total = np.zeros(k)
+        read = self.yes_no if self.scoring == "option" else self.letter_ids(k)
+        rows = []
         with torch.inference_mode():
             cache = None
             if self.reuse_prefix:
                 cache = self.model(self._tensor(prefix), use_cache=True).past_key_values
-            for shift, suffix in enumerate(suffixes):
+            for suffix in suffixes:
                 if cache is not None:
                     # A copy per rotation: the forward pass appends the suffix to the cache.
                     out = self.model(self._tensor(suffix), past_key_values=copy.deepcopy(cache),
                                      use_cache=True)
                 else:
                     out = self.model(self._tensor(prefix + suffix), use_cache=False)
-                letters = out.logits[0, -1, letter_ids].double().cpu()
-                unrotate(total, torch.log_softmax(letters, dim=0).numpy(), shift)
-        return total / len(suffixes)
+                rows.append(out.logits[0, -1, read].double().cpu().numpy())
+        if self.scoring == "option":
+            yes, no = np.array(rows).T
+            return log_odds_scores(yes, no)
+        total = np.zeros(k)
+        for shift, letters in enumerate(rows):
+            unrotate(total, letters - np.logaddexp.reduce(letters), shift)
+        return total / len(rows)
 
     def _tensor(self, ids: list[int]) -> torch.Tensor:
         import torch

@@ -71,12 +71,13 @@ def setup(model: ResolvedModel, runtime: Runtime = "auto", device: str = "auto",
 
 def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int = 256,
          permutations: int = 1, threads: int | None = None, device: str = "auto",
-         precision: str = "auto") -> LetterReader:
+         precision: str = "auto", scoring: str = "letter") -> LetterReader:
     """The heavy reader of ``model`` on the chosen runtime."""
     chosen = choose_runtime(model, runtime, device)
     if chosen == "llama.cpp":
         return llama_cpp.LlamaCppReader(model, context_tokens=context_tokens,
-                                        permutations=permutations, threads=threads)
+                                        permutations=permutations, threads=threads,
+                                        scoring=scoring)
     if chosen != "transformers":
         raise ValueError(f"unknown runtime {runtime!r}: use auto, llama.cpp or transformers")
     from pipeline.answering.readers.causal_lm import CausalLMReader
@@ -86,4 +87,4 @@ def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int
 
         torch.set_num_threads(threads)
     return CausalLMReader(model, max_context_tokens=context_tokens, permutations=permutations,
-                          device=device, precision=precision)
+                          device=device, precision=precision, scoring=scoring)

@@ -187,3 +187,20 @@ def test_letters_are_found_for_a_sentencepiece_tokenizer(tmp_path) -> None:
     assert np.exp(scores).sum() == pytest.approx(1.0)
     prompt = small.prompt_text(FOUR, CONTEXT).replace(" ", "")  # this decoder drops spaces
     assert "D.Helium" in prompt and "E." not in prompt
+
+
+def test_per_option_scoring_on_transformers_reuses_the_prefix_exactly(tmp_path) -> None:
+    """The yes/no form on the transformers runtime (a tiny random Llama): one suffix per option
+    after the shared context, the same scores with and without the reused prefix cache."""
+    from pipeline.models import resolve
+    from tests.tiny_models import tiny_llama
+
+    model = resolve(str(tiny_llama(tmp_path / "tiny-llama")), online=False)
+    cached = CausalLMReader(model, max_context_tokens=32, scoring="option", device="cpu")
+    fresh = CausalLMReader(model, max_context_tokens=32, scoring="option", device="cpu",
+                           reuse_prefix=False)
+    assert len(cached.prompt_ids(FOUR, CONTEXT)[1]) == 4
+    assert cached.tokenizer.convert_ids_to_tokens(cached.yes_no) == ["▁yes", "▁no"]
+    scores = cached.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.exp(scores).sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(scores, fresh.score(FOUR, CONTEXT), atol=1e-4)
