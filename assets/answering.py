@@ -91,14 +91,17 @@ def reading(teacher: Teacher, max_seconds: float | None = None) -> HeavySettings
     """How the teacher reads, from its resource (and how long one run may read)."""
     return HeavySettings(runtime=teacher.runtime, context_tokens=teacher.context_tokens,
                          permutations=teacher.permutations, threads=teacher.threads,
-                         device=teacher.device, max_seconds=max_seconds)
+                         device=teacher.device, max_seconds=max_seconds,
+                         precision=teacher.precision, scoring=teacher.scoring)
 
 
 def teacher_state(teacher: Teacher, model: ResolvedModel | None) -> dict[str, Any]:
-    """What the teacher's readings depend on: its weights and the settings that change an
-    answer (not threads or device)."""
+    """What the teacher's readings depend on: its weights, the setup it reads them with (the
+    runtime, device type and precision that `auto` resolves to here) and the settings that
+    change an answer (not threads)."""
+    settings = reading(teacher)
     return {"teacher": model.key if model else None,
-            **reading(teacher).cache_settings(teacher.runtime)}
+            **(settings.cache_settings(settings.setup(model)) if model else {})}
 
 
 class TeacherLogitsConfig(Config):
@@ -267,6 +270,12 @@ class CascadeConfig(Config):
                               "averaged (1-5): each costs another pass over the options.")
     threads: int | None = Field(default=None, description="CPU threads (default: all).")
     device: str = Field(default="auto", description="torch device of the transformers runtime.")
+    precision: str = Field(default="auto", description="Weights' precision on transformers: "
+                           "auto (float32 on a CPU, bfloat16 or float16 on a GPU), float32, "
+                           "bfloat16, float16, 8bit or 4bit (bitsandbytes, the gpu extra).")
+    scoring: str = Field(default="letter", description="letter: one pass scores the answer "
+                         "letters of the listed options; option: each option proposed alone, "
+                         "scored by the log-odds of yes against no (the 7th place's form).")
     unfamiliar: str = Field(
         default="heavy", description="Test and validation questions of a kind (file format and "
         "option count) that no blend question has: `heavy` reads every one with the heavy "
@@ -284,7 +293,7 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
     of a kind no blend question has are read by the heavy reader alone (`unfamiliar`)."""
     settings = HeavySettings(**config.model_dump(
         include={"runtime", "context_tokens", "permutations", "threads", "device",
-                 "max_seconds"}))
+                 "max_seconds", "precision", "scoring"}))
     with warehouse.get_connection() as db:
         strangers = config.unfamiliar == "heavy" and any(
             cascade_step.unfamiliar_ids(db).values())
@@ -296,7 +305,8 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
                                                model, context.log.info,
                                                config.unfamiliar),  # type: ignore[arg-type]
             describe=lambda: cascade_step.describe(db),
-            state={"model": model.key if model else None})
+            state={"model": model.key if model else None,
+                   "setup": settings.setup(model).as_dict() if model else None})
 
 
 class SubmissionConfig(Config):

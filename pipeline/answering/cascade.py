@@ -159,12 +159,20 @@ class HeavySettings:
     threads: int | None = None
     device: str = "auto"
     max_seconds: float | None = None
+    precision: str = "auto"
+    scoring: str = "letter"
 
-    def cache_settings(self, runtime: str) -> dict[str, Any]:
-        """What a reading depends on besides the weights and the question: not the threads or
-        the device, which change the speed, not the answer."""
-        return {"runtime": runtime, "context_tokens": self.context_tokens,
-                "permutations": self.permutations, "code": READER_CODE}
+    def setup(self, model: ResolvedModel) -> heavy.Setup:
+        """The runtime, device type and precision ``model`` is read with under these settings."""
+        return heavy.setup(model, self.runtime, self.device,  # type: ignore[arg-type]
+                           self.precision)
+
+    def cache_settings(self, setup: heavy.Setup) -> dict[str, Any]:
+        """What a reading depends on besides the weights and the question: the setup it is
+        made with (runtime, device type, precision), the prompt settings and the code; not the
+        threads, which change the speed, not the answer."""
+        return {**setup.as_dict(), "context_tokens": self.context_tokens,
+                "permutations": self.permutations, "scoring": self.scoring, "code": READER_CODE}
 
 
 class HeavyReading:
@@ -179,6 +187,7 @@ class HeavyReading:
         self.read_now = self.reused = self.over_time = 0
         self.seconds: list[float] = []
         self.key: str | None = None
+        self.setup: heavy.Setup | None = None
 
     def read(self, lists: Mapping[str, ReadingList], chosen: Mapping[str, Sequence[str]]
              ) -> dict[tuple[str, str], np.ndarray]:
@@ -188,9 +197,9 @@ class HeavyReading:
             return {}
         if self.model is None:
             raise ValueError("questions are escalated but no heavy model is configured")
-        runtime = heavy.choose_runtime(self.model, self.settings.runtime, self.settings.device)
+        setup = self.settings.setup(self.model)
         key = self.key = reading_cache.reader_key(self.model.weights_sha256,
-                                                  self.settings.cache_settings(runtime))
+                                                  self.settings.cache_settings(setup))
         items = {}
         for role, ids in chosen.items():
             listed = dict(zip((qid for _, qid in lists[role].keys), lists[role].pairs(),
@@ -216,11 +225,12 @@ class HeavyReading:
                 if self._out_of_time(time.perf_counter() - started):
                     self.over_time += 1
                     continue
-                reader = self._reader(runtime)
+                reader = self._reader(setup)
                 began = time.perf_counter()
                 scores = pad([reader.score(question, text)])[0]
                 spent = time.perf_counter() - began
-                reading_cache.store(self.db, key, item, scores, spent, reader.last_tokens)
+                reading_cache.store(self.db, key, item, scores, spent, reader.last_tokens,
+                                    setup.as_dict())
                 cached[item] = out[(role, qid)] = scores
                 self.read_now += 1
                 self.seconds.append(spent)
@@ -249,14 +259,18 @@ class HeavyReading:
                  f"({self.read_now} read now, {self.reused} cached), {pace:.1f} s a question, "
                  f"about {left / 60:.0f} min left")
 
-    def _reader(self, runtime: str) -> heavy.LetterReader:
+    def _reader(self, setup: heavy.Setup) -> heavy.LetterReader:
         if self.reader is None:
             assert self.model is not None
-            self.log(f"loading the heavy reader {self.model.reference} on {runtime}")
-            self.reader = heavy.load(self.model, runtime,  # type: ignore[arg-type]
+            self.log(f"loading the heavy reader {self.model.reference} on {setup.runtime} "
+                     f"({setup.device}, {setup.dtype})")
+            self.reader = heavy.load(self.model, setup.runtime,  # type: ignore[arg-type]
                                      context_tokens=self.settings.context_tokens,
                                      permutations=self.settings.permutations,
-                                     threads=self.settings.threads, device=self.settings.device)
+                                     threads=self.settings.threads, device=self.settings.device,
+                                     precision=self.settings.precision,
+                                     scoring=self.settings.scoring)
+        self.setup = setup
         return self.reader
 
     def metadata(self) -> dict[str, Any]:
@@ -264,5 +278,7 @@ class HeavyReading:
         budget) and the median seconds a question."""
         return {"heavy_read": self.read_now, "heavy_reused": self.reused,
                 "heavy_over_time_budget": self.over_time,
+                **({f"heavy_{k}": v for k, v in self.setup.as_dict().items()}
+                   if self.setup else {}),
                 "heavy_seconds_per_question": round(float(np.median(self.seconds)), 2)
                 if self.seconds else None}

@@ -20,19 +20,21 @@ import numpy as np
 from pipeline.questions.question import MAX_OPTIONS, Question
 from pipeline.tables import option_column_ddl, option_columns, widen_option_columns
 
-COLUMNS = f"reader_key, item_key, {option_columns()}, seconds, tokens"
+COLUMNS = f"reader_key, item_key, {option_columns()}, seconds, tokens, setup"
 INSERT = (f"INSERT OR REPLACE INTO reading_cache ({COLUMNS}) "
-          f"VALUES ({', '.join('?' * (MAX_OPTIONS + 4))})")
+          f"VALUES ({', '.join('?' * (MAX_OPTIONS + 5))})")
 DDL = f"""CREATE TABLE IF NOT EXISTS reading_cache (
     reader_key VARCHAR, item_key VARCHAR, {option_column_ddl()},
-    seconds DOUBLE, tokens INTEGER, PRIMARY KEY (reader_key, item_key))"""
-# Warehouses from before the token count.
-MIGRATION = "ALTER TABLE reading_cache ADD COLUMN IF NOT EXISTS tokens INTEGER"
+    seconds DOUBLE, tokens INTEGER, setup JSON, PRIMARY KEY (reader_key, item_key))"""
+# Warehouses from before the token count and the setup (runtime, device, precision).
+MIGRATIONS = ("ALTER TABLE reading_cache ADD COLUMN IF NOT EXISTS tokens INTEGER",
+              "ALTER TABLE reading_cache ADD COLUMN IF NOT EXISTS setup JSON")
 
 
 def create(db: duckdb.DuckDBPyConnection) -> None:
     db.execute(DDL)
-    db.execute(MIGRATION)
+    for migration in MIGRATIONS:
+        db.execute(migration)
     widen_option_columns(db, "reading_cache")
 
 
@@ -69,11 +71,14 @@ def lookup(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
 
 
 def store(db: duckdb.DuckDBPyConnection, reader: str, item: str, logits: np.ndarray,
-          seconds: float, tokens: int | None = None) -> None:
-    """Remember one question's logits, the seconds and the prompt tokens it took (written at
-    once, so an interrupted run keeps them)."""
+          seconds: float, tokens: int | None = None, setup: dict[str, str] | None = None
+          ) -> None:
+    """Remember one question's logits, the seconds and the prompt tokens it took and the setup
+    it was read with (runtime, device, precision; written at once, so an interrupted run keeps
+    them)."""
     create(db)
-    db.execute(INSERT, [reader, item, *_row(logits), float(seconds), tokens])
+    db.execute(INSERT, [reader, item, *_row(logits), float(seconds), tokens,
+                        json.dumps(setup) if setup else None])
 
 
 def costs(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str]
@@ -92,5 +97,5 @@ def store_many(db: duckdb.DuckDBPyConnection, reader: str, items: Sequence[str],
     create(db)
     if not len(items):
         return
-    db.executemany(INSERT, [[reader, item, *_row(row), None, None]
+    db.executemany(INSERT, [[reader, item, *_row(row), None, None, None]
                     for item, row in zip(items, logits, strict=True)])

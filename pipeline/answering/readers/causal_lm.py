@@ -39,14 +39,14 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pipeline.answering.readers import pad
-from pipeline.devices import torch_device
+from pipeline.devices import torch_device, weight_precision
 from pipeline.models import ResolvedModel, resolve
 from pipeline.questions.question import LETTERS, MAX_OPTIONS, MIN_OPTIONS, Question
 
@@ -57,8 +57,31 @@ DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 DEFAULT_MAX_CONTEXT_TOKENS = 384
 DEFAULT_PERMUTATIONS = 5
 
+ANSWER_CUE = "Answer:"
 SYSTEM = ("You answer multiple-choice science questions. Use the context. Reply with the "
           "letter of the correct option.")
+# Per-option scoring (the 7th place's form): each option is proposed alone and the model says
+# whether it is correct; the option's score is the log-odds of " yes" against " no".
+OPTION_SYSTEM = ("You check answers to science questions. Use the context. Reply yes if the "
+                 "proposed answer is correct, else no.")
+SCORING = ("letter", "option")
+
+
+def check_scoring(scoring: str) -> None:
+    if scoring not in SCORING:
+        raise ValueError(f"unknown scoring {scoring!r}: use one of {SCORING}")
+
+
+def proposal_block(option: str) -> str:
+    """The end of the user turn of a per-option prompt: one option, proposed alone."""
+    return f"Proposed answer: {option.strip()}\nIs the proposed answer correct?\n"
+
+
+def log_odds_scores(yes: np.ndarray, no: np.ndarray) -> np.ndarray:
+    """Per-option scores of the yes/no form: the log-odds of "yes", log-softmaxed over the
+    question's options so they read as the letter form's log-probabilities do."""
+    odds = np.asarray(yes, dtype=np.float64) - np.asarray(no, dtype=np.float64)
+    return odds - np.logaddexp.reduce(odds)
 
 
 @dataclass(frozen=True)
@@ -120,19 +143,69 @@ def unrotate(total: np.ndarray, slot_scores: np.ndarray, shift: int) -> None:
         total[(slot + shift) % k] += slot_scores[slot]
 
 
-def load_causal_lm(model: ResolvedModel) -> tuple[torch.nn.Module, object]:
-    """Model and tokenizer in float32 eval mode; a GGUF file is loaded through ``gguf_file``.
+def letter_token(tokenize: Callable[[str], Sequence[int]], letter: str) -> int:
+    """The token a model writes for ``letter`` right after the answer cue: the last token of
+    ``"Answer: A"``, found where ``"Answer:"`` tokenises as its prefix.
 
-    float32 explicitly: transformers 5 keeps a checkpoint's dtype, and a GGUF is dequantised.
+    Why not the token of ``" A"``: SentencePiece tokenizers (Llama, Mistral) add a dummy prefix
+    space, so ``" A"`` alone is two tokens (``▁`` and ``▁A``) while after ``Answer:`` the letter
+    is the one token ``▁A``; byte-level BPE tokenizers (Qwen, GPT-2, SmolLM) give ``Ġ A`` either
+    way. Tokenising the letter in the context the prompt puts it in is right for both.
+    """
+    cue = list(tokenize(ANSWER_CUE))
+    full = list(tokenize(f"{ANSWER_CUE} {letter}"))
+    if full[: len(cue)] != cue or len(full) != len(cue) + 1:
+        raise ValueError(f"the tokenizer does not write {letter!r} as one token after "
+                         f"{ANSWER_CUE!r} ({cue} then {full}); the answer-letter approach needs "
+                         "single-token letters (use scoring: option)")
+    return full[-1]
+
+
+def load_causal_lm(model: ResolvedModel, device: torch.device | None = None,
+                   precision: str = "auto") -> tuple[torch.nn.Module, object]:
+    """Model and tokenizer in eval mode, the weights loaded straight onto ``device`` in the
+    precision :func:`pipeline.devices.weight_precision` picks (float32 on a CPU, bfloat16 or
+    float16 on a GPU, or 8/4 bits through bitsandbytes): a 7B model never passes through a
+    float32 copy in RAM. A GGUF file is loaded (dequantised) through ``gguf_file``.
+
+    The dtype is always explicit: transformers 5 otherwise keeps a checkpoint's dtype.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    extra = {"gguf_file": model.file} if model.file else {}
-    tokenizer = AutoTokenizer.from_pretrained(model.path, **extra)
-    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=torch.float32, **extra)
+    device = device or torch.device("cpu")
+    chosen = weight_precision(device, precision)
+    extra: dict[str, Any] = {"gguf_file": model.file} if model.file else {}
+    if chosen in ("8bit", "4bit"):
+        extra["quantization_config"] = _bitsandbytes(chosen, device)
+        dtype = torch.bfloat16
+    else:
+        dtype = getattr(torch, chosen)
+    tokenizer = AutoTokenizer.from_pretrained(model.path, **{
+        k: v for k, v in extra.items() if k == "gguf_file"})
+    lm = AutoModelForCausalLM.from_pretrained(model.path, dtype=dtype,
+                                              device_map={"": str(device)}, **extra)
     lm.eval()
     return lm, tokenizer
+
+
+def _bitsandbytes(precision: str, device: torch.device) -> Any:
+    """The quantisation config of an 8- or 4-bit load (NF4 with bfloat16 compute, as QLoRA)."""
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if device.type != "cuda":
+        raise ValueError(f"precision {precision} loads through bitsandbytes, which needs a "
+                         f"CUDA GPU; the device is {device}")
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(f"precision {precision} needs bitsandbytes: install the GPU extra "
+                          "(pip install -e '.[gpu]')") from exc
+    if precision == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16)
 
 
 class CausalLMReader:
@@ -141,14 +214,17 @@ class CausalLMReader:
     def __init__(self, model: ResolvedModel | str = DEFAULT_MODEL, *,
                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
                  permutations: int = DEFAULT_PERMUTATIONS, reuse_prefix: bool = True,
-                 chat_template: bool = True, device: str = "auto") -> None:
+                 chat_template: bool = True, device: str = "auto",
+                 precision: str = "auto", scoring: str = "letter") -> None:
         check_permutations(permutations)
+        check_scoring(scoring)
         if max_context_tokens < 0:
             raise ValueError("max_context_tokens must be >= 0")
+        self.scoring = scoring
         self.resolved = model if isinstance(model, ResolvedModel) else resolve(model)
-        self.model, self.tokenizer = load_causal_lm(self.resolved)
         self.device = torch_device(device)
-        self.model.to(self.device)
+        self.precision = weight_precision(self.device, precision)
+        self.model, self.tokenizer = load_causal_lm(self.resolved, self.device, self.precision)
         self.max_context_tokens = max_context_tokens
         self.permutations = permutations
         self.reuse_prefix = reuse_prefix
@@ -156,21 +232,16 @@ class CausalLMReader:
         self.chat = chat_template and bool(getattr(self.tokenizer, "chat_template", None))
         self._letter_ids: dict[str, int] = {}
         self.letter_ids(MIN_OPTIONS)  # fail at once for a tokenizer without one-token letters
+        if scoring == "option":
+            self.yes_no = [letter_token(self._ids, word) for word in ("yes", "no")]
 
     def letter_ids(self, count: int) -> list[int]:
         """The token ids of ``" A"`` .. the ``count``-th letter, each looked up once (a cache
         over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
         for letter in LETTERS[:count]:
             if letter not in self._letter_ids:
-                self._letter_ids[letter] = self._single_token(f" {letter}")
+                self._letter_ids[letter] = letter_token(self._ids, letter)
         return [self._letter_ids[letter] for letter in LETTERS[:count]]
-
-    def _single_token(self, text: str) -> int:
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) != 1:
-            raise ValueError(f"{text!r} is not one token for this tokenizer ({ids}); the "
-                             "answer-letter approach needs single-token letters")
-        return ids[0]
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -198,18 +269,19 @@ class CausalLMReader:
         """
         prompt = question.prompt if isinstance(question, Question) else question
         options = self._options(question, options)
+        system = OPTION_SYSTEM if self.scoring == "option" else SYSTEM
         if self.chat:
-            head = f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n"
-            tail = "<|im_end|>\n<|im_start|>assistant\nAnswer:"
+            head = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n"
+            tail = f"<|im_end|>\n<|im_start|>assistant\n{ANSWER_CUE}"
             if "<|im_start|>" not in (self.tokenizer.chat_template or ""):
                 # Not a ChatML model: let the template say where the assistant turn begins.
                 rendered = self.tokenizer.apply_chat_template(
                     [{"role": "user", "content": "\x00"}], tokenize=False,
                     add_generation_prompt=True)
                 head, _, rest = rendered.partition("\x00")
-                tail = rest + "Answer:"
+                tail = rest + ANSWER_CUE
         else:
-            head, tail = f"{SYSTEM}\n\n", "\nAnswer:"
+            head, tail = f"{system}\n\n", f"\n{ANSWER_CUE}"
         context_ids = self.truncate_context(context)
         block = question_block(prompt, "\x00")
         before, _, after = block.partition("\x00")
@@ -217,6 +289,9 @@ class CausalLMReader:
         bos = self.tokenizer.bos_token_id
         if not self.chat and bos is not None and getattr(self.tokenizer, "add_bos_token", False):
             prefix = [bos, *prefix]
+        if self.scoring == "option":
+            return prefix, [self._ids(proposal_block(option)) + self._ids(tail)
+                            for option in options]
         suffixes = []
         for shift in range(rotations(self.permutations, len(options))):
             suffixes.append(self._ids(options_block(rotation(options, shift)))
@@ -231,29 +306,35 @@ class CausalLMReader:
 
     def score(self, question: Question | str, context: str,
               options: Sequence[str] | None = None) -> np.ndarray:
-        """One score per option (mean over rotations of the letters' log-softmax)."""
+        """One score per option: the mean over rotations of the letters' log-softmax, or in
+        per-option scoring the log-softmax over options of each one's yes/no log-odds."""
         import torch
 
         options = self._options(question, options)
         k = len(options)
-        letter_ids = self.letter_ids(k)
         prefix, suffixes = self.prompt_ids(question, context, options)
         self.last_tokens = sum(len(prefix) + len(suffix) for suffix in suffixes)
-        total = np.zeros(k)
+        read = self.yes_no if self.scoring == "option" else self.letter_ids(k)
+        rows = []
         with torch.inference_mode():
             cache = None
             if self.reuse_prefix:
                 cache = self.model(self._tensor(prefix), use_cache=True).past_key_values
-            for shift, suffix in enumerate(suffixes):
+            for suffix in suffixes:
                 if cache is not None:
                     # A copy per rotation: the forward pass appends the suffix to the cache.
                     out = self.model(self._tensor(suffix), past_key_values=copy.deepcopy(cache),
                                      use_cache=True)
                 else:
                     out = self.model(self._tensor(prefix + suffix), use_cache=False)
-                letters = out.logits[0, -1, letter_ids].double().cpu()
-                unrotate(total, torch.log_softmax(letters, dim=0).numpy(), shift)
-        return total / len(suffixes)
+                rows.append(out.logits[0, -1, read].double().cpu().numpy())
+        if self.scoring == "option":
+            yes, no = np.array(rows).T
+            return log_odds_scores(yes, no)
+        total = np.zeros(k)
+        for shift, letters in enumerate(rows):
+            unrotate(total, letters - np.logaddexp.reduce(letters), shift)
+        return total / len(rows)
 
     def _tensor(self, ids: list[int]) -> torch.Tensor:
         import torch

@@ -10,17 +10,20 @@ which ran.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
 import numpy as np
 
 from pipeline.answering.readers import llama_cpp
-from pipeline.devices import torch_device
+from pipeline.devices import torch_device, weight_precision
 from pipeline.models import ResolvedModel
 from pipeline.questions.question import Question
 
 Runtime = Literal["auto", "llama.cpp", "transformers"]
-DEFAULT_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct"
+# The official Q4_K_M GGUF, which llama.cpp reads on a CPU (bundled: see pipeline.models). On a
+# GPU name the full-precision hub id (config/gpu.yaml), loaded in half precision.
+DEFAULT_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF"
 
 
 class LetterReader(Protocol):
@@ -41,14 +44,40 @@ def choose_runtime(model: ResolvedModel, runtime: Runtime, device: str) -> str:
     return "llama.cpp" if model.file and on_cpu and llama_cpp.available() else "transformers"
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What a reading is made with besides the weights and the prompt: the runtime, the device
+    type and the weights' precision. Readings made on another setup differ (llama.cpp's Q4_K_M
+    kernels, a bfloat16 GPU model), so the reading cache matches on all three."""
+
+    runtime: str
+    device: str
+    dtype: str
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def setup(model: ResolvedModel, runtime: Runtime = "auto", device: str = "auto",
+          precision: str = "auto") -> Setup:
+    """The setup ``model`` would be read with: the runtime :func:`choose_runtime` picks, and
+    for transformers the device type and :func:`pipeline.devices.weight_precision`."""
+    chosen = choose_runtime(model, runtime, device)
+    if chosen == "llama.cpp":
+        return Setup("llama.cpp", "cpu", "gguf")
+    torch_dev = torch_device(device)
+    return Setup(chosen, torch_dev.type, weight_precision(torch_dev, precision))
+
+
 def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int = 256,
-         permutations: int = 1, threads: int | None = None, device: str = "auto"
-         ) -> LetterReader:
+         permutations: int = 1, threads: int | None = None, device: str = "auto",
+         precision: str = "auto", scoring: str = "letter") -> LetterReader:
     """The heavy reader of ``model`` on the chosen runtime."""
     chosen = choose_runtime(model, runtime, device)
     if chosen == "llama.cpp":
         return llama_cpp.LlamaCppReader(model, context_tokens=context_tokens,
-                                        permutations=permutations, threads=threads)
+                                        permutations=permutations, threads=threads,
+                                        scoring=scoring)
     if chosen != "transformers":
         raise ValueError(f"unknown runtime {runtime!r}: use auto, llama.cpp or transformers")
     from pipeline.answering.readers.causal_lm import CausalLMReader
@@ -58,4 +87,4 @@ def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int
 
         torch.set_num_threads(threads)
     return CausalLMReader(model, max_context_tokens=context_tokens, permutations=permutations,
-                          device=device)
+                          device=device, precision=precision, scoring=scoring)

@@ -35,10 +35,17 @@ import numpy as np
 
 from pipeline.answering.readers import pad
 from pipeline.answering.readers.causal_lm import (
+    ANSWER_CUE,
+    OPTION_SYSTEM,
     SYSTEM,
     CausalLMScores,
     check_options,
     check_permutations,
+    check_scoring,
+    letter_token,
+    log_odds_scores,
+    proposal_block,
+    question_block,
     rotation,
     rotations,
     unrotate,
@@ -48,7 +55,6 @@ from pipeline.models import ResolvedModel
 from pipeline.questions.question import LETTERS, MIN_OPTIONS, Question
 
 DEFAULT_CONTEXT_TOKENS = 128
-ANSWER_CUE = "Answer:"
 
 
 def available() -> bool:
@@ -80,11 +86,14 @@ class LlamaCppReader:
 
     def __init__(self, model: ResolvedModel | str | Path, *,
                  context_tokens: int = DEFAULT_CONTEXT_TOKENS, permutations: int = 1,
-                 threads: int | None = None, n_ctx: int = 2048) -> None:
+                 threads: int | None = None, n_ctx: int = 2048,
+                 scoring: str = "letter") -> None:
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         check_permutations(permutations)
+        check_scoring(scoring)
+        self.scoring = scoring
         if context_tokens < 0:
             raise ValueError("context_tokens must be >= 0")
         path = gguf_path(model)
@@ -102,6 +111,7 @@ class LlamaCppReader:
         self.bos_text = self._token_text(self.llm.token_bos())
         self._letter_ids: dict[str, int] = {}
         self.letter_ids(MIN_OPTIONS)  # fail at once for a model without one-token letters
+        self.yes_no = [letter_token(self._tokenize, word) for word in ("yes", "no")]
         self.tokens_evaluated = 0
 
     def letter_ids(self, count: int) -> list[int]:
@@ -109,18 +119,14 @@ class LlamaCppReader:
         over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
         for letter in LETTERS[:count]:
             if letter not in self._letter_ids:
-                self._letter_ids[letter] = self._single_token(f" {letter}")
+                self._letter_ids[letter] = letter_token(self._tokenize, letter)
         return [self._letter_ids[letter] for letter in LETTERS[:count]]
+
+    def _tokenize(self, text: str) -> list[int]:
+        return self.llm.tokenize(text.encode(), add_bos=False, special=False)
 
     def _token_text(self, token: int) -> str:
         return self.llm._model.token_get_text(token) if token >= 0 else ""
-
-    def _single_token(self, text: str) -> int:
-        ids = self.llm.tokenize(text.encode(), add_bos=False, special=False)
-        if len(ids) != 1:
-            raise ValueError(f"{text!r} is not one token for this model ({ids}); the "
-                             "answer-letter approach needs single-token letters")
-        return ids[0]
 
     def cut_context(self, context: str, tokens: int | None = None) -> str:
         """The context cut to its first ``tokens`` tokens (the best passages come first)."""
@@ -140,17 +146,28 @@ class LlamaCppReader:
                     {"role": "user", "content": user_message(question.prompt, shown, context)}]
         return self.formatter(messages=messages).prompt + ANSWER_CUE
 
+    def proposal_text(self, question: Question, context: str, option: str) -> str:
+        """The per-option prompt: the context and question (the prefix every option shares),
+        one option proposed alone, ending where " yes" or " no" is due."""
+        messages = [{"role": "system", "content": OPTION_SYSTEM},
+                    {"role": "user", "content": question_block(question.prompt, context)
+                     + proposal_block(option)}]
+        return self.formatter(messages=messages).prompt + ANSWER_CUE
+
     def prompt_tokens(self, question: Question, context: str,
-                      options: Sequence[str] | None = None) -> list[int]:
-        """The token ids of one prompt (:meth:`prompt_text`)."""
-        text = self.prompt_text(question, context, options)
+                      options: Sequence[str] | None = None, option: str | None = None
+                      ) -> list[int]:
+        """The token ids of one prompt: :meth:`prompt_text`, or with ``option`` the per-option
+        :meth:`proposal_text`."""
+        text = (self.prompt_text(question, context, options) if option is None
+                else self.proposal_text(question, context, option))
         add_bos = self.llm._model.add_bos_token() and not (
             self.bos_text and text.startswith(self.bos_text))
         return self.llm.tokenize(text.encode(), add_bos=add_bos, special=True)
 
-    def _letter_log_softmax(self, tokens: list[int], count: int) -> np.ndarray:
-        """Evaluate ``tokens``, reusing the cached common prefix; the log-softmax over the first
-        ``count`` letters."""
+    def _next_logits(self, tokens: list[int], read: list[int]) -> np.ndarray:
+        """Evaluate ``tokens``, reusing the cached common prefix; the next-token logits of the
+        ``read`` token ids."""
         from llama_cpp import llama_get_logits_ith
 
         if len(tokens) >= self.llm.n_ctx():
@@ -167,28 +184,44 @@ class LlamaCppReader:
         self.llm.eval(tokens[common:])
         self.tokens_evaluated += len(tokens) - common
         row = llama_get_logits_ith(self.llm.ctx, -1)
-        letters = np.array([row[i] for i in self.letter_ids(count)], dtype=np.float64)
-        return letters - np.logaddexp.reduce(letters)
+        return np.array([row[i] for i in read], dtype=np.float64)
+
+    def _fitted(self, make: Callable[[str], list[int]], text: str) -> tuple[list[int], str]:
+        """The tokens ``make`` gives for the context ``text``, the context cut shorter where
+        very long options would overflow the context window rather than fail."""
+        tokens = make(text)
+        if len(tokens) >= self.llm.n_ctx():
+            over = len(tokens) - self.llm.n_ctx() + 1
+            text = self.cut_context(text, max(0, self.context_tokens - over))
+            tokens = make(text)
+        return tokens, text
 
     def score(self, question: Question, context: str) -> np.ndarray:
         """One score per option of the question, in order: the mean over rotations of the
-        log-softmax of its letters."""
+        log-softmax of its letters, or in per-option scoring the log-softmax over options of
+        each one's yes/no log-odds (the options share the cached context prefix)."""
         check_options(question.options)
         k = len(question.options)
         text = self.cut_context(context)
-        total = np.zeros(k)
         self.last_tokens = 0
+        if self.scoring == "option":
+            yes_no = []
+            for option in question.options:
+                tokens, text = self._fitted(
+                    lambda t, o=option: self.prompt_tokens(question, t, option=o), text)
+                self.last_tokens += len(tokens)
+                yes_no.append(self._next_logits(tokens, self.yes_no))
+            yes, no = np.array(yes_no).T
+            return log_odds_scores(yes, no)
+        total = np.zeros(k)
         used = rotations(self.permutations, k)
         for shift in range(used):
             shown = rotation(question.options, shift)
-            tokens = self.prompt_tokens(question, text, shown)
-            if len(tokens) >= self.llm.n_ctx():
-                # Very long options: give the context fewer tokens rather than fail.
-                over = len(tokens) - self.llm.n_ctx() + 1
-                text = self.cut_context(text, max(0, self.context_tokens - over))
-                tokens = self.prompt_tokens(question, text, shown)
+            tokens, text = self._fitted(
+                lambda t, s=shown: self.prompt_tokens(question, t, s), text)
             self.last_tokens += len(tokens)
-            unrotate(total, self._letter_log_softmax(tokens, k), shift)
+            letters = self._next_logits(tokens, self.letter_ids(k))
+            unrotate(total, letters - np.logaddexp.reduce(letters), shift)
         return total / used
 
     def score_many(self, items: Sequence[tuple[Question, str]],

@@ -168,3 +168,30 @@ def test_readings_are_cached_per_question_and_the_time_budget_is_kept(smollm) ->
     partial = broke.read({"validation": listed}, {"validation": ["q5", "q0"]})
     assert CountingReading.calls == 6 and list(partial) == [("validation", "q0")]
     assert broke.metadata()["heavy_over_time_budget"] == 1
+
+
+def test_a_reading_made_on_another_runtime_or_device_is_never_reused(smollm) -> None:
+    """The same weights read through llama.cpp (Q4_1 kernels) and through transformers
+    (dequantised to float32) give different numbers: a change of runtime reads again, and each
+    cached reading records the setup it was made with. A device change is another key too."""
+    db = duckdb.connect()
+    listed = _questions(2)
+    CountingReading.calls = 0
+    on_llama = CountingReading(db, HeavySettings(context_tokens=32, runtime="llama.cpp"),
+                               smollm, log=lambda _: None)
+    on_llama.read({"validation": listed}, {"validation": ["q0", "q1"]})
+    on_torch = CountingReading(db, HeavySettings(context_tokens=32, runtime="transformers",
+                                                 device="cpu"), smollm, log=lambda _: None)
+    on_torch.read({"validation": listed}, {"validation": ["q0", "q1"]})
+    assert CountingReading.calls == 4 and on_torch.reused == 0
+    setups = sorted(row[0] for row in db.execute(
+        "SELECT DISTINCT setup->>'runtime' || '/' || (setup->>'device') || '/' || "
+        "(setup->>'dtype') FROM reading_cache").fetchall())
+    assert setups == ["llama.cpp/cpu/gguf", "transformers/cpu/float32"]
+    assert on_torch.metadata()["heavy_runtime"] == "transformers"
+    settings = HeavySettings(runtime="transformers")
+    cpu = settings.cache_settings(HeavySettings(runtime="transformers", device="cpu")
+                                  .setup(smollm))
+    gpu = settings.cache_settings(HeavySettings(runtime="transformers", device="cuda")
+                                  .setup(smollm))
+    assert (cpu["device"], gpu["device"]) == ("cpu", "cuda") and gpu["dtype"] != "float32"

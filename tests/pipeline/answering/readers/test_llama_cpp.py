@@ -126,3 +126,28 @@ def test_auto_runtime_takes_llama_cpp_for_a_gguf_on_the_cpu(smollm) -> None:
     assert heavy.choose_runtime(folder, "auto", "cpu") == "transformers"
     with pytest.raises(ValueError, match="not a GGUF"):
         llama_cpp.gguf_path(folder)
+
+
+def test_per_option_scoring_proposes_each_option_alone_over_a_shared_prefix(smollm) -> None:
+    """The yes/no form: one prompt per option, each holding that option alone, all sharing
+    the context's tokens (evaluated once); scores are log-softmaxed log-odds of " yes" over
+    " no", one per option the question has."""
+    reader = llama_cpp.LlamaCppReader(smollm, context_tokens=64, threads=1, scoring="option")
+    prompts = [reader.proposal_text(FOUR, CONTEXT, option) for option in FOUR.options]
+    for option, prompt in zip(FOUR.options, prompts, strict=True):
+        assert f"Proposed answer: {option}\n" in prompt
+        assert all(other not in prompt.split("Question:")[1] for other in FOUR.options
+                   if other != option)
+    reader.tokens_evaluated = 0
+    scores = reader.score(FOUR, CONTEXT)
+    assert scores.shape == (4,) and np.isfinite(scores).all()
+    assert np.exp(scores).sum() == pytest.approx(1.0)
+    prompts = [reader.prompt_tokens(FOUR, reader.cut_context(CONTEXT), option=o)
+               for o in FOUR.options]
+    shared = next(i for i, column in enumerate(zip(*prompts, strict=False))
+                  if len(set(column)) > 1)
+    each = [len(p) for p in prompts]
+    assert reader.tokens_evaluated <= sum(each) - 3 * shared + 3  # the prefix once, not 4 times
+    assert reader.last_tokens == sum(each)
+    with pytest.raises(ValueError, match="unknown scoring"):
+        llama_cpp.LlamaCppReader(smollm, scoring="rank")

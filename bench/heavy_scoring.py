@@ -1,0 +1,73 @@
+"""The heavy reader's two scoring modes on the blend questions: the answer letter against each
+option proposed alone (yes/no log-odds, the 7th place's form), MAP@3 and seconds per question.
+
+Both modes run here in one process, one after the other, on the same questions: the first
+``--questions`` blend questions of the default pool (the train side of stem_1k, cut as the
+``questions`` asset cuts it), each with the passage its CSV row carries as context (cut to the
+reader's ``--context-tokens``), so the comparison is of the scoring alone, not of retrieval.
+Never the validation questions: the default is chosen on these.
+
+    .venv/bin/python bench/heavy_scoring.py [--questions 50] [--context-tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from pathlib import Path
+
+import numpy as np
+
+from assets.answering import CascadeConfig
+from assets.questions import QuestionsConfig
+from pipeline.answering.readers import heavy, pad
+from pipeline.metrics import average_precisions, estimate, top1_hits
+from pipeline.models import resolve
+from pipeline.questions.csv_format import split_questions
+from pipeline.questions.formats import read_questions
+from pipeline.questions.training_pool import read_pool
+
+
+def blend_questions(count: int) -> list:
+    """The first ``count`` blend questions of the default pool, with their CSV contexts."""
+    config = QuestionsConfig()
+    scored = [*read_questions(config.test_path, allow_empty_options=True),
+              *split_questions(read_questions(config.validation_path))["validation"]]
+    pool = read_pool(config.train_paths, scored, blend_size=config.blend_size, train_size=0)
+    contexts: dict[str, str] = {}
+    for path in config.train_paths:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                contexts[f"{Path(path).stem}:{row['id']}"] = row.get("context", "")
+    return [(q, contexts.get(q.id, "")) for q in pool.blend[:count]]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", type=int, default=50)
+    parser.add_argument("--context-tokens", type=int, default=CascadeConfig().context_tokens)
+    args = parser.parse_args()
+    items = blend_questions(args.questions)
+    answers = [q.answer for q, _ in items]
+    model = resolve(CascadeConfig().model)
+    print(f"{len(items)} blend questions, {args.context_tokens} context tokens, "
+          f"{model.reference} ({model.source})")
+    print(f"{'scoring':10}{'s/question':>12}{'tokens/q':>10}{'MAP@3':>22}{'accuracy':>10}")
+    for scoring in ("letter", "option"):
+        reader = heavy.load(model, context_tokens=args.context_tokens, scoring=scoring)
+        rows, tokens, seconds = [], [], []
+        for question, context in items:
+            started = time.perf_counter()
+            rows.append(reader.score(question, context))
+            seconds.append(time.perf_counter() - started)
+            tokens.append(reader.last_tokens)
+        scores = pad(rows)
+        ap = estimate(average_precisions(scores, answers))
+        print(f"{scoring:10}{np.median(seconds):12.2f}{np.mean(tokens):10.0f}"
+              f"{ap.value:8.3f} [{ap.low:.3f}, {ap.high:.3f}]"
+              f"{top1_hits(scores, answers).mean():10.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
