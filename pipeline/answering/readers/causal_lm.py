@@ -161,6 +161,28 @@ def letter_token(tokenize: Callable[[str], Sequence[int]], letter: str) -> int:
     return full[-1]
 
 
+class AnswerTokens:
+    """The token a model writes right after the answer cue for each answer word, looked up
+    once each (:func:`letter_token`): the letters as questions need them, and "yes" and "no"
+    for per-option scoring. One cache for both runtimes."""
+
+    def __init__(self, tokenize: Callable[[str], Sequence[int]]) -> None:
+        self.tokenize = tokenize
+        self._ids: dict[str, int] = {}
+
+    def __call__(self, word: str) -> int:
+        if word not in self._ids:
+            self._ids[word] = letter_token(self.tokenize, word)
+        return self._ids[word]
+
+    def letters(self, count: int) -> list[int]:
+        """The tokens of the first ``count`` letters, A onwards."""
+        return [self(letter) for letter in LETTERS[:count]]
+
+    def yes_no(self) -> list[int]:
+        return [self("yes"), self("no")]
+
+
 def load_causal_lm(model: ResolvedModel, device: torch.device | None = None,
                    precision: str = "auto") -> tuple[torch.nn.Module, object]:
     """Model and tokenizer in eval mode, the weights loaded straight onto ``device`` in the
@@ -230,18 +252,12 @@ class CausalLMReader:
         self.reuse_prefix = reuse_prefix
         # An instruct model answers better inside its chat format; a base model has no template.
         self.chat = chat_template and bool(getattr(self.tokenizer, "chat_template", None))
-        self._letter_ids: dict[str, int] = {}
-        self.letter_ids(MIN_OPTIONS)  # fail at once for a tokenizer without one-token letters
+        self.answers = AnswerTokens(self._ids)
+        # Fail at once for a tokenizer without one-token answers.
         if scoring == "option":
-            self.yes_no = [letter_token(self._ids, word) for word in ("yes", "no")]
-
-    def letter_ids(self, count: int) -> list[int]:
-        """The token ids of ``" A"`` .. the ``count``-th letter, each looked up once (a cache
-        over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
-        for letter in LETTERS[:count]:
-            if letter not in self._letter_ids:
-                self._letter_ids[letter] = letter_token(self._ids, letter)
-        return [self._letter_ids[letter] for letter in LETTERS[:count]]
+            self.answers.yes_no()
+        else:
+            self.answers.letters(MIN_OPTIONS)
 
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
@@ -314,7 +330,7 @@ class CausalLMReader:
         k = len(options)
         prefix, suffixes = self.prompt_ids(question, context, options)
         self.last_tokens = sum(len(prefix) + len(suffix) for suffix in suffixes)
-        read = self.yes_no if self.scoring == "option" else self.letter_ids(k)
+        read = self.answers.yes_no() if self.scoring == "option" else self.answers.letters(k)
         rows = []
         with torch.inference_mode():
             cache = None

@@ -38,11 +38,11 @@ from pipeline.answering.readers.causal_lm import (
     ANSWER_CUE,
     OPTION_SYSTEM,
     SYSTEM,
+    AnswerTokens,
     CausalLMScores,
     check_options,
     check_permutations,
     check_scoring,
-    letter_token,
     log_odds_scores,
     proposal_block,
     question_block,
@@ -52,7 +52,7 @@ from pipeline.answering.readers.causal_lm import (
     user_message,
 )
 from pipeline.models import ResolvedModel
-from pipeline.questions.question import LETTERS, MIN_OPTIONS, Question
+from pipeline.questions.question import MIN_OPTIONS, Question
 
 DEFAULT_CONTEXT_TOKENS = 128
 
@@ -109,18 +109,13 @@ class LlamaCppReader:
         self.formatter = Jinja2ChatFormatter(template, eos_token=self._token_text(
             self.llm.token_eos()), bos_token=self._token_text(self.llm.token_bos()))
         self.bos_text = self._token_text(self.llm.token_bos())
-        self._letter_ids: dict[str, int] = {}
-        self.letter_ids(MIN_OPTIONS)  # fail at once for a model without one-token letters
-        self.yes_no = [letter_token(self._tokenize, word) for word in ("yes", "no")]
+        self.answers = AnswerTokens(self._tokenize)
+        # Fail at once for a model without one-token answers.
+        if scoring == "option":
+            self.answers.yes_no()
+        else:
+            self.answers.letters(MIN_OPTIONS)
         self.tokens_evaluated = 0
-
-    def letter_ids(self, count: int) -> list[int]:
-        """The token ids of ``" A"`` .. the ``count``-th letter, each looked up once (a cache
-        over all ``MAX_OPTIONS`` letters, filled as questions need them)."""
-        for letter in LETTERS[:count]:
-            if letter not in self._letter_ids:
-                self._letter_ids[letter] = letter_token(self._tokenize, letter)
-        return [self._letter_ids[letter] for letter in LETTERS[:count]]
 
     def _tokenize(self, text: str) -> list[int]:
         return self.llm.tokenize(text.encode(), add_bos=False, special=False)
@@ -210,7 +205,7 @@ class LlamaCppReader:
                 tokens, text = self._fitted(
                     lambda t, o=option: self.prompt_tokens(question, t, option=o), text)
                 self.last_tokens += len(tokens)
-                yes_no.append(self._next_logits(tokens, self.yes_no))
+                yes_no.append(self._next_logits(tokens, self.answers.yes_no()))
             yes, no = np.array(yes_no).T
             return log_odds_scores(yes, no)
         total = np.zeros(k)
@@ -220,7 +215,7 @@ class LlamaCppReader:
             tokens, text = self._fitted(
                 lambda t, s=shown: self.prompt_tokens(question, t, s), text)
             self.last_tokens += len(tokens)
-            letters = self._next_logits(tokens, self.letter_ids(k))
+            letters = self._next_logits(tokens, self.answers.letters(k))
             unrotate(total, letters - np.logaddexp.reduce(letters), shift)
         return total / used
 

@@ -181,7 +181,7 @@ def test_letters_are_found_for_a_sentencepiece_tokenizer(tmp_path) -> None:
                            permutations=1, device="cpu")
     tokenizer = small.tokenizer
     assert len(tokenizer(" A", add_special_tokens=False)["input_ids"]) == 2
-    assert tokenizer.convert_ids_to_tokens(small.letter_ids(4)) == ["▁A", "▁B", "▁C", "▁D"]
+    assert tokenizer.convert_ids_to_tokens(small.answers.letters(4)) == ["▁A", "▁B", "▁C", "▁D"]
     scores = small.score(FOUR, CONTEXT)
     assert scores.shape == (4,) and np.isfinite(scores).all()
     assert np.exp(scores).sum() == pytest.approx(1.0)
@@ -200,7 +200,7 @@ def test_per_option_scoring_on_transformers_reuses_the_prefix_exactly(tmp_path) 
     fresh = CausalLMReader(model, max_context_tokens=32, scoring="option", device="cpu",
                            reuse_prefix=False)
     assert len(cached.prompt_ids(FOUR, CONTEXT)[1]) == 4
-    assert cached.tokenizer.convert_ids_to_tokens(cached.yes_no) == ["▁yes", "▁no"]
+    assert cached.tokenizer.convert_ids_to_tokens(cached.answers.yes_no()) == ["▁yes", "▁no"]
     scores = cached.score(FOUR, CONTEXT)
     assert scores.shape == (4,) and np.exp(scores).sum() == pytest.approx(1.0)
     np.testing.assert_allclose(scores, fresh.score(FOUR, CONTEXT), atol=1e-4)
