@@ -67,6 +67,13 @@ def detect_format(path: str | Path) -> str:
         return _shape(path, _first_record(path, records))
 
 
+def default_source(path: str | Path) -> str:
+    """The set a file's questions belong to unless named: its stem, or a folder's name (a
+    ``datasets`` save)."""
+    path = Path(path)
+    return path.name if path.is_dir() else path.stem
+
+
 def scan_questions(path: str | Path, source: str | None = None, allow_empty_options: bool = False,
                    format: str | None = None) -> tuple[list[Question], list[Problem]]:
     """Every valid question of a file in any of :data:`FORMATS`, and every problem found.
@@ -79,7 +86,7 @@ def scan_questions(path: str | Path, source: str | None = None, allow_empty_opti
     if format is not None and format not in FORMATS:
         raise ValueError(f"unknown question format {format!r}; known: {', '.join(FORMATS)}")
     path = Path(path)
-    source = source if source is not None else (path.name if path.is_dir() else path.stem)
+    source = source if source is not None else default_source(path)
     container = _container(path)
     if container == "csv":
         chosen = format or _csv_format(path)

@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from pipeline.questions.csv_format import split_questions
-from pipeline.questions.formats import detect_format, read_questions
+from pipeline.questions.formats import default_source, detect_format, read_questions
 from pipeline.questions.question import Question, QuestionFileError
 from pipeline.questions.question_table import VERSION_COLUMNS, write_questions
 from pipeline.questions.training_pool import read_pool, read_teacher_pool
@@ -48,10 +48,6 @@ class QuestionSets:
         return [self.test_path, self.validation_path, *self.train_paths, *self.blend_paths,
                 *self.teacher_paths]
 
-    def format_of(self, path: str) -> str:
-        """A file's format: as configured in ``formats``, else detected."""
-        return self.formats.get(path) or detect_format(path)
-
     def file_contents(self) -> dict[str, Any]:
         """The sha256 of every question file named: a file replaced at the same path (how
         Kaggle hands out its test set) must be read again. They are small; hashing them costs
@@ -70,24 +66,19 @@ def _digest(path: Path) -> str | None:
     return None
 
 
-def _read(sets: QuestionSets, path: str, allow_empty_options: bool = False) -> list[Question]:
+def _formats(sets: QuestionSets) -> dict[str, str]:
+    """Every file's format, detected once (or as configured in ``formats``)."""
     try:
-        return read_questions(path, allow_empty_options=allow_empty_options,
-                              format=sets.format_of(path))
+        return {path: sets.formats.get(path) or detect_format(path) for path in sets.paths()}
     except (QuestionFileError, OSError, ValueError) as exc:
         raise StepError(f"cannot read questions: {exc}") from exc
 
 
-def _kinds(sets: QuestionSets) -> dict[str, str]:
-    """Each question set's (file stem's) format: the stem of its questions' kind."""
-    kinds = {}
-    for path in sets.paths():
-        try:
-            kinds[Path(path).stem if Path(path).is_file() else Path(path).name] = \
-                sets.format_of(path)
-        except (QuestionFileError, OSError, ValueError) as exc:
-            raise StepError(f"cannot read questions: {exc}") from exc
-    return kinds
+def _read(path: str, file_format: str, allow_empty_options: bool = False) -> list[Question]:
+    try:
+        return read_questions(path, allow_empty_options=allow_empty_options, format=file_format)
+    except (QuestionFileError, OSError, ValueError) as exc:
+        raise StepError(f"cannot read questions: {exc}") from exc
 
 
 def _limited(size: int | None, limit: int | None) -> int | None:
@@ -99,8 +90,9 @@ def _limited(size: int | None, limit: int | None) -> int | None:
 def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
           log: Callable[[str], None] = print, warn: Callable[[str], None] = print) -> Work:
     """Read and validate every file, split the roles, and replace the ``questions`` table."""
-    test = _read(sets, sets.test_path, sets.test_allow_empty_options)
-    validation = _read(sets, sets.validation_path)
+    formats = _formats(sets)
+    test = _read(sets.test_path, formats[sets.test_path], sets.test_allow_empty_options)
+    validation = _read(sets.validation_path, formats[sets.validation_path])
     if sets.validation_split:
         validation = split_questions(validation)["validation"]
     held_out = [*test, *validation]
@@ -115,15 +107,16 @@ def build(db: duckdb.DuckDBPyConnection, sets: QuestionSets,
         pool = read_pool(sets.train_paths, held_out,
                          blend_size=_limited(sets.blend_size, sets.limit),
                          train_size=_limited(sets.train_size, sets.limit),
-                         blend_paths=sets.blend_paths, formats=sets.formats)
+                         blend_paths=sets.blend_paths, formats=formats)
         extra = read_teacher_pool(sets.teacher_paths,
                                   [*held_out, *pool.blend, *pool.train],
                                   size=_limited(sets.teacher_size, sets.limit),
-                                  formats=sets.formats)
+                                  formats=formats)
     except (QuestionFileError, OSError, ValueError) as exc:
         raise StepError(f"cannot read training questions: {exc}") from exc
     write_questions(db, [("test", test), ("validation", validation), ("blend", pool.blend),
-                         ("train", pool.train), ("teacher", extra.train)], _kinds(sets),
+                         ("train", pool.train), ("teacher", extra.train)],
+                    {default_source(path): fmt for path, fmt in formats.items()},
                     sets.show_passages)
     log(f"{len(test)} test, {len(validation)} validation, {len(pool.blend)} blend, "
         f"{len(pool.train)} train and {len(extra.train)} teacher-only questions; cleaning "
