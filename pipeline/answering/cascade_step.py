@@ -59,10 +59,10 @@ def build(db: duckdb.DuckDBPyConnection, share: float, ranking: str,
     blend_ids, blend_logp = cheap["blend"]
     rule = cascade.fit_rule(blend_logp, [answers[q] for q in blend_ids])
     strangers = unfamiliar_ids(db) if unfamiliar == "heavy" else {r: [] for r in cheap}
+    apart = {role: set(ids) for role, ids in strangers.items()}
     chosen = {}
     for role, (ids, logp) in cheap.items():
-        apart = set(strangers[role])
-        familiar = [i for i, qid in enumerate(ids) if qid not in apart]
+        familiar = [i for i, qid in enumerate(ids) if qid not in apart[role]]
         escalated = cascade.escalate(logp[familiar], rule, share) if familiar else []
         chosen[role] = [*strangers[role], *(ids[familiar[i]] for i in escalated)]
     reading = cascade.HeavyReading(db, settings, model, log)
@@ -75,12 +75,11 @@ def build(db: duckdb.DuckDBPyConnection, share: float, ranking: str,
         [answers[q] for q in read_blend])
     rows = []
     for role, (ids, logp) in cheap.items():
-        apart = set(strangers[role])
         for qid, scores in zip(ids, logp, strict=True):
             read = heavy.get((role, qid))
             if read is None:
                 final = scores
-            elif qid in apart:
+            elif qid in apart[role]:
                 final = log_softmax(read[None, :])[0]
             else:
                 final = cascade.combine(scores[None, :], read[None, :], combination)[0]
