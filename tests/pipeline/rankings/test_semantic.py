@@ -1,9 +1,12 @@
 """The two-stage semantic ranking with a real embedder."""
 
+from pathlib import Path
+
 import duckdb
 
 from pipeline.models import resolve
 from pipeline.questions.formats import read_questions
+from pipeline.questions.question import Question
 from pipeline.rankings.semantic import VectorCache, rank_all
 from pipeline.retrieval.candidates import find_candidates, read_candidates
 from pipeline.retrieval.embeddings import Embedder
@@ -12,15 +15,21 @@ from pipeline.retrieval.search.sync import sync_index
 from tests.conftest import FIXTURES
 
 
+def _candidates_and_embedder(db: duckdb.DuckDBPyConnection, tmp_path: Path,
+                             asked: list[tuple[str, Question]]) -> tuple[dict, Embedder]:
+    """The asked questions' lexical candidates over the tiny corpus, and a real embedder."""
+    with TantivyIndex(tmp_path / "index") as index:
+        sync_index(db, index)
+        find_candidates(db, index.search_many, asked, hits_per_query=10, max_passages=8,
+                        max_chunks_per_passage=1)
+    embedder = Embedder(resolve("sentence-transformers/all-MiniLM-L6-v2", log=lambda _: None))
+    return read_candidates(db), embedder
+
+
 def test_semantic_ranking_puts_the_source_first_and_embeds_each_text_once(
         tiny_warehouse: duckdb.DuckDBPyConnection, tmp_path) -> None:
     asked = [("test", q) for q in read_questions(FIXTURES / "retrieval" / "test.csv")]
-    with TantivyIndex(tmp_path / "index") as index:
-        sync_index(tiny_warehouse, index)
-        find_candidates(tiny_warehouse, index.search_many, asked, hits_per_query=10,
-                        max_passages=8, max_chunks_per_passage=1)
-    candidates = read_candidates(tiny_warehouse)
-    embedder = Embedder(resolve("sentence-transformers/all-MiniLM-L6-v2", log=lambda _: None))
+    candidates, embedder = _candidates_and_embedder(tiny_warehouse, tmp_path, asked)
     prompt = VectorCache(tiny_warehouse, embedder, lambda _: None)
     option = VectorCache(tiny_warehouse, embedder, lambda _: None)
     ranked = rank_all(asked, candidates, prompt, option, rerank_top=3)
@@ -46,12 +55,7 @@ def test_questions_of_three_four_and_five_options_are_ranked_with_their_own_opti
     asked = [("test", q) for q in read_questions(FIXTURES / "answering" / "mixed_options.jsonl")]
     asked += [("test", q) for q in read_questions(FIXTURES / "retrieval" / "test.csv")]
     assert [len(q.options) for _, q in asked] == [3, 4, 5, 5, 5]
-    with TantivyIndex(tmp_path / "index") as index:
-        sync_index(tiny_warehouse, index)
-        find_candidates(tiny_warehouse, index.search_many, asked, hits_per_query=10,
-                        max_passages=8, max_chunks_per_passage=1)
-    candidates = read_candidates(tiny_warehouse)
-    embedder = Embedder(resolve("sentence-transformers/all-MiniLM-L6-v2", log=lambda _: None))
+    candidates, embedder = _candidates_and_embedder(tiny_warehouse, tmp_path, asked)
     cache = VectorCache(tiny_warehouse, embedder, lambda _: None)
     together = rank_all(asked, candidates, cache, cache, rerank_top=3)
     for item in asked:

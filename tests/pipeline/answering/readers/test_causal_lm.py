@@ -16,6 +16,7 @@ from pipeline.answering.readers.causal_lm import (
     rotation,
 )
 from pipeline.questions.question import LETTERS, MAX_OPTIONS, Question
+from tests.pipeline.answering.readers.ragged import assert_rows_as_alone
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -141,12 +142,7 @@ def test_a_two_option_question_works(reader: CausalLMReader) -> None:
 def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(
         reader: CausalLMReader) -> None:
     items = [(THREE, CONTEXT), (FOUR, CONTEXT), (QUESTION, CONTEXT)]
-    out = reader.score_many(items).logits
-    assert out.shape == (3, MAX_OPTIONS)
-    for row, (question, context) in zip(out, items, strict=True):
-        k = len(question.options)
-        assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all()
-        np.testing.assert_allclose(row[:k], reader.score(question, context), atol=1e-6)
+    assert_rows_as_alone(reader.score_many(items).logits, items, reader.score, atol=1e-6)
     with pytest.raises(ValueError, match="options"):
         reader.score(Question("q1", "One?", ("only",), "A", "t", 4), CONTEXT)
 

@@ -8,7 +8,8 @@ import pytest
 
 from pipeline.answering.readers import heavy, llama_cpp
 from pipeline.answering.readers.causal_lm import rotation
-from pipeline.questions.question import LETTERS, MAX_OPTIONS, Question
+from pipeline.questions.question import LETTERS, Question
+from tests.pipeline.answering.readers.ragged import assert_rows_as_alone
 
 QUESTION = Question("q", "Which planet is known as the Red Planet?",
                     ("Venus", "Mars", "Jupiter", "Saturn", "Mercury"), "B", "handmade", 0)
@@ -63,12 +64,7 @@ def test_a_two_option_question_works(reader: llama_cpp.LlamaCppReader) -> None:
 def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(smollm) -> None:
     rotating = llama_cpp.LlamaCppReader(smollm, context_tokens=32, threads=1, permutations=5)
     items = [(THREE, CONTEXT), (FOUR, CONTEXT), (QUESTION, CONTEXT)]
-    out = rotating.score_many(items).logits
-    assert out.shape == (3, MAX_OPTIONS)
-    for row, (question, context) in zip(out, items, strict=True):
-        k = len(question.options)
-        assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all()
-        np.testing.assert_allclose(row[:k], rotating.score(question, context), atol=1e-3)
+    assert_rows_as_alone(rotating.score_many(items).logits, items, rotating.score, atol=1e-3)
     # three options are asked in their three rotations only, not five
     rotating.score(THREE, CONTEXT)
     three = rotating.last_tokens

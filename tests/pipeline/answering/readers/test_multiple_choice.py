@@ -25,6 +25,7 @@ from pipeline.answering.readers.multiple_choice import (
 )
 from pipeline.questions.question import LETTERS, MAX_OPTIONS, Question
 from tests.conftest import FIXTURES
+from tests.pipeline.answering.readers.ragged import assert_rows_as_alone
 
 torch = pytest.importorskip("torch")
 torch.set_num_threads(1)
@@ -257,13 +258,7 @@ def test_questions_of_three_four_and_five_options_share_a_batch(untrained_dir: P
     for runtime, atol in (("fp32", 1e-4), ("int8", 2.0)):
         reader = MultipleChoiceReader(untrained_dir, runtime=runtime, batch_size=8)
         logits = reader.score_many(items)
-        assert logits.shape == (3, MAX_OPTIONS)
-        for row, (question, context) in zip(logits, items, strict=True):
-            k = len(question.options)
-            assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all(), (runtime, row)
-            alone = reader.score(question, context)
-            assert alone.shape == (k,)
-            np.testing.assert_allclose(row[:k], alone, atol=atol)
+        assert_rows_as_alone(logits, items, reader.score, atol=atol)
         if fp32 is None:
             fp32 = logits
         else:

@@ -10,6 +10,7 @@ from pipeline.answering.readers.similarity import SimilarityReader, context_sent
 from pipeline.models import resolve
 from pipeline.questions.question import MAX_OPTIONS, Question
 from pipeline.retrieval.embeddings import Embedder
+from tests.pipeline.answering.readers.ragged import assert_rows_as_alone
 
 MITOCHONDRIA = Question(
     "q1", "What is the main role of mitochondria?",
@@ -93,13 +94,7 @@ def test_a_batch_of_three_four_and_five_options_is_nan_exactly_past_each(
     items = [(three, VOLCANO_CONTEXT), (four, MITOCHONDRIA_CONTEXT),
              (MITOCHONDRIA, MITOCHONDRIA_CONTEXT), (three, "")]
     batch = reader.score_many(items)
-    assert batch.shape == (4, MAX_OPTIONS)
-    for row, (question, context) in zip(batch, items, strict=True):
-        k = len(question.options)
-        assert np.isfinite(row[:k]).all() and np.isnan(row[k:]).all()
-        alone = reader.score(question, context)
-        assert alone.shape == (k,)
-        np.testing.assert_allclose(row[:k], alone, atol=1e-5)
+    assert_rows_as_alone(batch, items, reader.score, atol=1e-5)
     assert int(np.nanargmax(batch[0])) == 1
     assert np.all(batch[3, :3] == 0)
     sims = reader.similarities(items)
