@@ -14,6 +14,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from pipeline.answering.readers import option_mask
 from pipeline.questions.question import LETTERS, MAX_OPTIONS
 from pipeline.tables import (
     append,
@@ -81,8 +82,7 @@ def read_role(db: duckdb.DuckDBPyConnection, role: str, sources: Sequence[str]
     questions = db.execute("SELECT id, answer, options FROM questions WHERE role = ? "
                            "ORDER BY row, id", [role]).fetchall()
     ids = [q[0] for q in questions]
-    present = np.arange(MAX_OPTIONS)[None, :] < np.array(
-        [q[2] for q in questions], dtype=np.int64).reshape(-1, 1)
+    present = option_mask(np.array([q[2] for q in questions], dtype=np.int64))
     position = {qid: i for i, qid in enumerate(ids)}
     arrays: dict[str, np.ndarray] = {}
     for source in sources:
