@@ -48,22 +48,33 @@ SOURCES = [logit_table.source_name(reader, ranking)
 
 
 class TrainReaderConfig(Config):
+    kind: str = Field(default="dual_encoder", description="dual_encoder (options against "
+                      "context sentences: the CPU default) or cross_encoder "
+                      "(AutoModelForMultipleChoice over question + option and context pairs: "
+                      "the GPU recipe).")
     base_model: str = Field(
         default=multiple_choice.DEFAULT_MODEL,
-        description="Encoder to fine-tune (hub id or path): a sentence-transformers model.")
+        description="Encoder to fine-tune (hub id or path).")
     max_length: int = Field(default=multiple_choice.DEFAULT_MAX_LENGTH,
-                            description="Tokens of one (prompt + option) text; context "
-                            "sentences are cut at 64.")
+                            description="dual_encoder: tokens of one (prompt + option) text "
+                            "(context sentences are cut at 64); cross_encoder: tokens of a "
+                            "whole (question + option, context) pair.")
     epochs: float = Field(default=1.0, description="Passes over the train questions; the best "
                           "evaluation on the blend questions (untrained included) is kept.")
     max_steps: int | None = Field(default=None, description="Stop after this many steps.")
     batch_size: int = Field(default=8, description="Questions per micro-batch.")
     grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
     lr: float = Field(default=2e-5, description="The encoder's peak learning rate.")
-    head_lr: float = Field(default=1e-2, description="The similarity scale's learning rate.")
+    head_lr: float = Field(default=1e-2, description="The learning rate of the layers the "
+                           "checkpoint lacks (the similarity scale, the multiple-choice head).")
     warmup: float = 0.1
     seed: int = 0
     device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
+    precision: str = Field(default="auto", description="What training computes in: auto is "
+                           "float32 on a CPU, bfloat16 on a GPU that has it, else float16 with "
+                           "a gradient scaler.")
+    gradient_checkpointing: bool = Field(default=False, description="Recompute activations "
+                                         "in the backward pass: long contexts on one GPU.")
 
 
 @asset(group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],

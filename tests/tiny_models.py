@@ -1,8 +1,10 @@
 """Tiny randomly initialised models, built in memory from configurations: test fixtures only.
 
 They drive the real code paths that need a model of a family no bundled package carries (a
-Llama-style causal LM with a SentencePiece-style tokenizer) in seconds and a few MB. No run of
-the pipeline ever reads with one: their answers are noise.
+Llama- or Qwen2-style causal LM with a SentencePiece-style tokenizer, a DeBERTa-v2 multiple-choice
+model) in seconds and a few MB, in the suite on the CPU and in ``bench/gpu_smoke.py`` on a GPU
+(so this module needs only torch, transformers and tokenizers: no pytest). No run of the
+pipeline ever reads with one: their answers are noise.
 
 The tokenizer is trained here on the text of the test corpus with Hugging Face ``tokenizers``
 and set up as transformers converts Llama's and Mistral's SentencePiece models: spaces become
@@ -16,7 +18,7 @@ import gzip
 import json
 from pathlib import Path
 
-from tests.conftest import FIXTURES
+FIXTURES = Path(__file__).parent / "fixtures"
 
 LETTER_LINES = [f"Answer: {word}" for word in (*"ABCDEFGHIJ", "yes", "no")] * 20
 
@@ -34,34 +36,80 @@ def corpus_text(limit: int = 200) -> list[str]:
     return [*lines, *LETTER_LINES]
 
 
-def sentencepiece_tokenizer(vocab_size: int = 1000):
-    """A Llama-style (``▁``-prefixed BPE) fast tokenizer trained on :func:`corpus_text`."""
+def _sentencepiece_backend(vocab_size: int, special: list[str]):
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend = Tokenizer(models.BPE(unk_token=special[0]))
     backend.normalizer = normalizers.Sequence([normalizers.Prepend("▁"),
                                                normalizers.Replace(" ", "▁")])
     backend.pre_tokenizer = pre_tokenizers.Split("▁", behavior="merged_with_next")
     backend.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.Strip(" ", 1, 0)])
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"])
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special)
     backend.train_from_iterator(corpus_text(), trainer)
+    return backend
+
+
+def sentencepiece_tokenizer(vocab_size: int = 1000):
+    """A Llama-style (``▁``-prefixed BPE) fast tokenizer trained on :func:`corpus_text`."""
+    from transformers import PreTrainedTokenizerFast
+
+    backend = _sentencepiece_backend(vocab_size, ["<unk>", "<s>", "</s>"])
     return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>",
                                    eos_token="</s>", pad_token="</s>")
 
 
-def tiny_llama(folder: Path, seed: int = 0) -> Path:
-    """Save a 2-layer, 64-wide Llama-style causal LM with :func:`sentencepiece_tokenizer` into
-    ``folder`` (about 0.5 MB) and return it."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def deberta_tokenizer(vocab_size: int = 1000):
+    """A DeBERTa-v3-style tokenizer (``▁``-prefixed pieces, ``[CLS] a [SEP] b [SEP]`` with
+    segment ids) trained on :func:`corpus_text`."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
 
-    tokenizer = sentencepiece_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
+    special = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "[MASK]"]
+    backend = _sentencepiece_backend(vocab_size, special)
+    cls, sep = backend.token_to_id("[CLS]"), backend.token_to_id("[SEP]")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="[UNK]",
+                                   pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]",
+                                   mask_token="[MASK]",
+                                   model_input_names=["input_ids", "token_type_ids",
+                                                      "attention_mask"])
+
+
+def tiny_deberta(folder: Path, seed: int = 0) -> Path:
+    """Save a 2-layer, 64-wide DeBERTa-v2 encoder (no multiple-choice head: the reader adds
+    it, as it does to a real encoder checkpoint) with :func:`deberta_tokenizer` into ``folder``
+    and return it."""
+    import torch
+    from transformers import DebertaV2Config, DebertaV2Model
+
+    tokenizer = deberta_tokenizer()
+    config = DebertaV2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                             num_hidden_layers=2, num_attention_heads=4,
+                             max_position_embeddings=512, type_vocab_size=2,
+                             relative_attention=True, position_buckets=64,
+                             pos_att_type=["p2c", "c2p"], pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(folder)
+    DebertaV2Model(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def tiny_llama(folder: Path, seed: int = 0, family: str = "llama") -> Path:
+    """Save a 2-layer, 64-wide causal LM of ``family`` (``llama`` or ``qwen2``) with
+    :func:`sentencepiece_tokenizer` into ``folder`` (about 0.5 MB) and return it."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM),
+                                 "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[family]
+    tokenizer = sentencepiece_tokenizer()
+    config = config_class(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                          max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,
+                          eos_token_id=tokenizer.eos_token_id)
+    torch.manual_seed(seed)
+    model_class(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

@@ -32,6 +32,7 @@ LATEST = "FROM trained_readers WHERE reader = 'multiple_choice' ORDER BY trained
 class TrainSettings:
     """How the reader is fine-tuned (see ``multiple_choice.train``)."""
 
+    kind: str = "dual_encoder"
     max_length: int = multiple_choice.DEFAULT_MAX_LENGTH
     epochs: float = 1.0
     max_steps: int | None = None
@@ -42,6 +43,8 @@ class TrainSettings:
     warmup: float = 0.1
     seed: int = 0
     device: str = "auto"
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
 
 
 def latest(db: duckdb.DuckDBPyConnection) -> tuple[Path, int, str] | None:
@@ -107,7 +110,7 @@ def train(db: duckdb.DuckDBPyConnection, base: ResolvedModel, settings: TrainSet
                [str(final), digest, base.reference, base.weights_sha256, settings.max_length,
                 report.examples, report.steps, report.losses, report.seconds,
                 json.dumps([vars(point) for point in report.curve]), report.best_epoch])
-    return Work(digest, {"training_seconds": round(report.seconds, 1),
+    return Work(digest, {"kind": settings.kind, "training_seconds": round(report.seconds, 1),
                          "examples": report.examples, "epochs": report.epochs_run,
                          **base.metadata()})
 

@@ -6,10 +6,17 @@ trained with cross-entropy.
 Unlike the causal-LM reader it has no letter position bias (the options are scored
 independently by the same weights).
 
-The network (:class:`pipeline.answering.readers.option_scorer.OptionScorer`) scores an option by
-its best cosine similarity to a sentence of the context, options and sentences embedded by the same
-encoder with the attention-masked *mean* of its last hidden states, times a learnt scale. Why
-this form on a CPU with a few hundred training questions:
+Two kinds of network, chosen by ``kind`` and recorded in the trained reader's ``reader.json``:
+
+* ``cross_encoder`` (:mod:`pipeline.answering.readers.cross_encoder`): the Kaggle solutions'
+  form, ``AutoModelForMultipleChoice`` over (question + option, context) pairs. The GPU recipe
+  (deberta-v3-large at 1024-1280 tokens).
+* ``dual_encoder`` (below), designed for a CPU budget and the CPU default.
+
+The dual encoder (:class:`pipeline.answering.readers.option_scorer.OptionScorer`) scores an
+option by its best cosine similarity to a sentence of the context, options and sentences
+embedded by the same encoder with the attention-masked *mean* of its last hidden states, times
+a learnt scale. Why this form on a CPU with a few hundred training questions:
 
 * **It starts from what the encoder was trained to do.** all-MiniLM-L6-v2 was trained to put
   sentences that say the same thing close under mean pooling; untrained, this reader *is* the
@@ -18,7 +25,9 @@ this form on a CPU with a few hundred training questions:
   trained, and stayed at chance (loss ln 5 throughout). A cross-encoder with a mean-pooled head
   over (question + option, context) pairs, the formulation tried next, did not learn either in
   a CPU epoch over the 624 stem_1k train questions (loss 1.604 to 1.609 over 78 steps): the
-  five pairs differ only in a few option tokens, so their pooled vectors barely differ.
+  five pairs differ only in a few option tokens, so their pooled vectors barely differ. (The
+  ``cross_encoder`` kind scores pairs with the model's own multiple-choice head instead; its
+  learning curve on this CPU is in the README beside this reader's.)
 * **One context for all of a question's options, each option whole.** The context is split
   into sentences once per question (as the chunker splits) and every option is compared with
   the same sentences; options are never cut.
@@ -32,14 +41,16 @@ the logits are ``(n, MAX_OPTIONS)``, NaN past each question's options (inside to
 finite negative, :data:`~pipeline.answering.readers.option_scorer.ABSENT`, that a softmax turns
 into probability 0).
 
-Training (:func:`train`) fine-tunes encoder and scale with AdamW (the scale at its own rate,
-``head_lr``), scores held-out labelled questions (the blend questions) after every epoch
-(accuracy and MAP@3: a learning curve) and keeps the best epoch's weights.
+Training (:func:`train`, either kind) fine-tunes the encoder with AdamW and the layers the
+checkpoint lacks (the dual encoder's scale, the cross-encoder's head) at their own rate,
+``head_lr``; it scores held-out labelled questions (the blend questions) after every epoch
+(accuracy and MAP@3: a learning curve) and keeps the best epoch's weights. On a GPU it runs in
+mixed precision (bfloat16 autocast where the device supports it, else float16 with a gradient
+scaler), with optional gradient checkpointing and accumulation, so a large encoder at 1280 tokens
+fits one GPU.
 
-CPU default: the bundled all-MiniLM-L6-v2. GPU recipe (the 4th-place and other top solutions):
-a cross-encoder such as microsoft/deberta-v3-large with 768 to 1280 tokens and tens of
-thousands of training questions is the stronger reader there; this reader takes any
-sentence-transformers encoder by hub id or folder (all-mpnet-base-v2 is bundled).
+CPU default: the bundled all-MiniLM-L6-v2 as a dual encoder. Either kind takes any encoder by
+hub id or folder (all-mpnet-base-v2 is bundled; deberta-v3-large is the GPU recipe's).
 
 Weights are loaded in float32 explicitly: transformers 5 keeps a checkpoint's dtype, and AdamW
 updates underflow in fp16 parameters.
@@ -61,7 +72,7 @@ import numpy as np
 
 from pipeline.answering.readers import option_counts, option_mask
 from pipeline.answering.readers.similarity import context_sentences, option_texts
-from pipeline.devices import torch_device
+from pipeline.devices import torch_device, weight_precision
 from pipeline.metrics import average_precisions
 from pipeline.models import ResolvedModel, resolve
 from pipeline.questions.question import MAX_OPTIONS, Question
@@ -77,7 +88,9 @@ MAX_SENTENCES = 32  # context sentences per question (a 384-token context has ab
 SENTENCE_TOKENS = 64
 HEAD_FILE = "scale.safetensors"
 READER_FILE = "reader.json"
-FORMAT = "option-sentence-dual-encoder/1"
+KINDS = ("dual_encoder", "cross_encoder")
+FORMATS = {"dual_encoder": "option-sentence-dual-encoder/1",
+           "cross_encoder": "option-context-cross-encoder/1"}
 
 Example = tuple[Question, str]  # a question and the context retrieved for it
 
@@ -133,6 +146,36 @@ def encode(tokenizer: Any, items: Sequence[Example], max_length: int,
             "counts": torch.tensor([len(q.options) for q, _ in items], dtype=torch.long)}
 
 
+def encode_pairs(tokenizer: Any, items: Sequence[Example], max_length: int) -> dict:
+    """The tensors of a batch of questions for the cross-encoder: every (question + option,
+    context) pair, flattened, cut ``longest_first`` to ``max_length`` tokens (the context is cut
+    before the question and option), with ``option_owner``, ``option_slot`` and ``counts`` as
+    :func:`encode` has them."""
+    import torch
+
+    from pipeline.answering.readers.cross_encoder import pair_texts
+
+    pairs = [(pair, i, slot) for i, (question, context) in enumerate(items)
+             for slot, pair in enumerate(pair_texts(question, context))]
+    tokens = tokenizer([first for (first, _), _, _ in pairs],
+                       [second for (_, second), _, _ in pairs], truncation="longest_first",
+                       max_length=max_length, padding=True, return_tensors="pt")
+    return {"pairs": dict(tokens),
+            "option_owner": torch.tensor([i for _, i, _ in pairs], dtype=torch.long),
+            "option_slot": torch.tensor([slot for _, _, slot in pairs], dtype=torch.long),
+            "counts": torch.tensor([len(q.options) for q, _ in items], dtype=torch.long)}
+
+
+def encode_for(kind: str, tokenizer: Any, items: Sequence[Example], max_length: int) -> dict:
+    """The batch tensors ``kind``'s network reads."""
+    return (encode_pairs if kind == "cross_encoder" else encode)(tokenizer, items, max_length)
+
+
+def check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ValueError(f"unknown reader kind {kind!r}: use one of {KINDS}")
+
+
 def _to(batch: dict, device: torch.device) -> dict:
     return {key: ({k: v.to(device) for k, v in value.items()} if isinstance(value, dict)
                   else value.to(device)) for key, value in batch.items()}
@@ -151,26 +194,43 @@ def _label_or_none(question: Question) -> int:
     return label_of(question) if question.answer is not None else -1
 
 
-def load_scorer(folder: Path, *, fresh_head: bool = False) -> tuple[Any, Any, dict]:
-    """Scorer, tokenizer and reader settings from ``folder``: a trained reader, or (with
-    ``fresh_head``) a base encoder with the initial scale."""
+def reader_settings(folder: Path) -> dict:
+    """The settings a trained reader was saved with (its kind among them)."""
+    if not (folder / READER_FILE).is_file():
+        raise FileNotFoundError(f"{folder} holds no trained reader ({READER_FILE}): train "
+                                "it first (the trained_reader asset)")
+    settings = json.loads((folder / READER_FILE).read_text())
+    kinds = {value: key for key, value in FORMATS.items()}
+    if settings.get("format") not in kinds:
+        raise ValueError(f"{folder / READER_FILE}: unknown reader format "
+                         f"{settings.get('format')!r} (known: {sorted(kinds)})")
+    return {**settings, "kind": kinds[settings["format"]]}
+
+
+def load_scorer(folder: Path, *, fresh_head: bool = False,
+                kind: str = "dual_encoder") -> tuple[Any, Any, dict]:
+    """Scorer, tokenizer and reader settings from ``folder``: a trained reader (of the kind its
+    ``reader.json`` names), or (with ``fresh_head``) a base encoder as a ``kind`` network with
+    new head layers."""
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
+    from pipeline.answering.readers import cross_encoder
     from pipeline.answering.readers.option_scorer import OptionScorer
 
+    check_kind(kind)
+    settings = {} if fresh_head else reader_settings(folder)
+    kind = settings.get("kind", kind)
+    if kind == "cross_encoder":
+        scorer, tokenizer = cross_encoder.load(folder, fresh_head=fresh_head)
+        return scorer, tokenizer, settings
     tokenizer = AutoTokenizer.from_pretrained(folder)
     encoder = AutoModel.from_pretrained(folder, dtype=torch.float32, add_pooling_layer=False) \
         if _has_pooler(folder) else AutoModel.from_pretrained(folder, dtype=torch.float32)
     scorer = OptionScorer(encoder).float()
-    settings: dict = {}
     if not fresh_head:
-        if not (folder / HEAD_FILE).is_file():
-            raise FileNotFoundError(f"{folder} holds no trained reader ({HEAD_FILE}): train "
-                                    "it first (the trained_reader asset)")
         scorer.log_scale.data = load_file(str(folder / HEAD_FILE))["log_scale"]
-        settings = json.loads((folder / READER_FILE).read_text())
     return scorer, tokenizer, settings
 
 
@@ -184,12 +244,18 @@ def _has_pooler(folder: Path) -> bool:
 def save_scorer(scorer: Any, tokenizer: Any, folder: Path, settings: dict) -> None:
     from safetensors.torch import save_file
 
+    from pipeline.answering.readers import cross_encoder
+
     folder.mkdir(parents=True, exist_ok=True)
-    scorer.encoder.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    save_file({"log_scale": scorer.log_scale.detach().cpu().contiguous()},
-              str(folder / HEAD_FILE))
-    (folder / READER_FILE).write_text(json.dumps({"format": FORMAT, **settings}, indent=1))
+    if scorer.kind == "cross_encoder":
+        cross_encoder.save(scorer, tokenizer, folder)
+    else:
+        scorer.encoder.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+        save_file({"log_scale": scorer.log_scale.detach().cpu().contiguous()},
+                  str(folder / HEAD_FILE))
+    (folder / READER_FILE).write_text(json.dumps({"format": FORMATS[scorer.kind], **settings},
+                                                 indent=1))
 
 
 @dataclass(frozen=True)
@@ -218,18 +284,38 @@ class TrainReport:
     model: str = ""
 
 
+def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
+    """The dtype the reader computes in on ``device`` (its weights stay float32): float32 on a
+    CPU, bfloat16 or float16 on a GPU (:func:`pipeline.devices.weight_precision`), by autocast."""
+    import torch
+
+    chosen = weight_precision(device, precision)
+    if chosen not in ("float32", "bfloat16", "float16"):
+        raise ValueError(f"the multiple-choice reader computes in float32, bfloat16 or "
+                         f"float16, not {chosen}")
+    return getattr(torch, chosen)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype) -> Any:
+    import torch
+
+    return torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32)
+
+
 def score_examples(scorer: Any, tokenizer: Any, items: Sequence[Example], max_length: int,
-                   batch_size: int, device: torch.device) -> np.ndarray:
+                   batch_size: int, device: torch.device,
+                   dtype: torch.dtype | None = None) -> np.ndarray:
     """``(n, MAX_OPTIONS)`` logits of ``(question, context)`` pairs with the scorer in eval
-    mode, NaN past each question's options."""
+    mode (computing in ``dtype``, float32 by default), NaN past each question's options."""
     import torch
 
     rows = []
     was_training = scorer.training
     scorer.eval()
-    with torch.inference_mode():
+    with torch.inference_mode(), _autocast(device, dtype or torch.float32):
         for i in range(0, len(items), batch_size):
-            batch = _to(encode(tokenizer, items[i:i + batch_size], max_length), device)
+            batch = _to(encode_for(scorer.kind, tokenizer, items[i:i + batch_size],
+                                   max_length), device)
             rows.append(scorer(**batch).double().cpu().numpy())
     scorer.train(was_training)
     logits = np.concatenate(rows) if rows else np.zeros((0, MAX_OPTIONS))
@@ -271,8 +357,9 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
           warmup: float = 0.1, max_length: int = DEFAULT_MAX_LENGTH, seed: int = 0,
           log: Callable[[str], None] = print, log_every: int = 10,
           device: str = "auto", teacher: Sequence[np.ndarray | None] | None = None,
-          gold_weight: float = 1.0, temperature: float = 1.0) -> TrainReport:
-    """Fine-tune an :class:`OptionScorer` on ``(question, context)`` examples; save the best.
+          gold_weight: float = 1.0, temperature: float = 1.0, kind: str = "dual_encoder",
+          precision: str = "auto", gradient_checkpointing: bool = False) -> TrainReport:
+    """Fine-tune a ``kind`` reader on ``(question, context)`` examples; save the best.
 
     With ``teacher`` (one row of letter log-probabilities per example, one value per option
     the question has, optionally NaN-padded to ``MAX_OPTIONS``; or None) the loss
@@ -281,8 +368,11 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     ``temperature``; an example without an answer learns from its teacher alone. Without it,
     plain cross-entropy, and every example needs an answer.
 
-    A plain torch loop: AdamW (encoder at ``lr``, the scale at ``head_lr``) with linear
-    warm-up then linear decay, gradient accumulation, clipping at 1. It runs ``epochs`` passes
+    A plain torch loop: AdamW (encoder at ``lr``, the layers the checkpoint lacks at
+    ``head_lr``) with linear warm-up then linear decay, gradient accumulation, clipping at 1;
+    computing in :func:`compute_dtype` (``precision`` auto: float32 on a CPU, bfloat16 or
+    float16 on a GPU, float16 with a gradient scaler), with the encoder's activations
+    recomputed in the backward pass when ``gradient_checkpointing`` is on. It runs ``epochs`` passes
     over the shuffled examples, or ``max_steps`` optimizer steps when that comes first. Before
     training, after each epoch and at the end the model scores ``eval_examples``; the weights
     of the best MAP@3 among those evaluations are saved (the untrained ones if training never
@@ -295,6 +385,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
 
     if not examples:
         raise ValueError("no training examples")
+    check_kind(kind)
     counts_all = option_counts(q for q, _ in examples)
     if teacher is None:
         labels_all = [label_of(q) for q, _ in examples]
@@ -316,21 +407,26 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     np.random.seed(seed)
     torch.manual_seed(seed)
     source = model_path(model_dir)
-    scorer, tokenizer, _ = load_scorer(source, fresh_head=True)
+    scorer, tokenizer, _ = load_scorer(source, fresh_head=True, kind=kind)
     target = torch_device(device)
+    dtype = compute_dtype(target, precision)
+    scaler = torch.amp.GradScaler(target.type, enabled=dtype == torch.float16)
+    if gradient_checkpointing:
+        scorer.encoder.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False})
     scorer.to(target).train()
 
     per_epoch = math.ceil(len(examples) / (batch_size * grad_accum))
     planned = math.ceil(per_epoch * epochs)
     steps_total = max(min(planned, max_steps) if max_steps is not None else planned, 1)
     no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm.weight")
-    encoder_params = list(scorer.encoder.named_parameters())
+    encoder_params = scorer.body_parameters()
     groups = [
         {"params": [p for n, p in encoder_params if not any(k in n for k in no_decay)],
          "weight_decay": weight_decay, "lr": lr},
         {"params": [p for n, p in encoder_params if any(k in n for k in no_decay)],
          "weight_decay": 0.0, "lr": lr},
-        {"params": [scorer.log_scale], "weight_decay": 0.0, "lr": head_lr},
+        {"params": scorer.head_parameters(), "weight_decay": 0.0, "lr": head_lr},
     ]
     optimizer = torch.optim.AdamW(groups)
     warmup_steps = int(warmup * steps_total)
@@ -348,7 +444,8 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     best: tuple[float, float, dict] | None = None  # (map@3, epoch, state)
     seen = 0
     epoch_losses: list[float] = []
-    log(f"training {source.name}: {len(examples)} examples, {steps_total} steps of "
+    log(f"training {source.name} as a {kind} on {target} in {str(dtype)[6:]}: "
+        f"{len(examples)} examples, {steps_total} steps of "
         f"{batch_size}x{grad_accum} questions, lr {lr} (head {head_lr}), max_length "
         f"{max_length}, evaluated on {len(eval_examples)} held-out questions"
         + ("" if teacher is None else f"; gold weight {gold_weight}, teacher temperature "
@@ -361,7 +458,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
         accuracy = map3 = None
         if eval_examples:
             scored = score_examples(scorer, tokenizer, eval_examples, max_length, batch_size,
-                                    target)
+                                    target, dtype)
             accuracy, map3 = _accuracy_and_map(scored, eval_examples)
         curve.append(EpochScore(epoch, len(losses), mean_loss, accuracy, map3))
         log(f"epoch {epoch}: train loss {mean_loss:.4f}"
@@ -383,17 +480,23 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
                 shuffler.shuffle(epoch_order)
                 order.extend(epoch_order)
             chosen, order = order[:batch_size], order[batch_size:]
-            batch = _to(encode(tokenizer, [examples[i] for i in chosen], max_length), target)
+            batch = _to(encode_for(kind, tokenizer, [examples[i] for i in chosen], max_length),
+                        target)
             labels = torch.tensor([labels_all[i] for i in chosen], device=target)
             soft = torch.as_tensor(soft_all[chosen], dtype=torch.float32, device=target)
             mask = torch.as_tensor(option_mask(counts_all[chosen]), device=target)
-            loss = mixed_loss(scorer(**batch), labels, soft, gold_weight, temperature,
+            with _autocast(target, dtype):
+                logits = scorer(**batch)
+            # The loss in float32 whatever the compute dtype (ABSENT and the softmax need it).
+            loss = mixed_loss(logits.float(), labels, soft, gold_weight, temperature,
                               mask) / grad_accum
-            loss.backward()
+            scaler.scale(loss).backward()
             step_loss += loss.item()
             seen += len(chosen)
+        scaler.unscale_(optimizer)
         torch.nn.utils.clip_grad_norm_(scorer.parameters(), 1.0)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         losses.append(step_loss)
@@ -406,6 +509,8 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     assert best is not None
     scorer.load_state_dict(best[2])
     out = Path(out_dir)
+    if gradient_checkpointing:
+        scorer.encoder.gradient_checkpointing_disable()
     save_scorer(scorer.cpu(), tokenizer, out, {"max_length": max_length,
                                                "base_model": str(source),
                                                "best_epoch": best[1]})
@@ -434,17 +539,21 @@ def quantized(scorer: Any) -> Any:
                             dtype=torch.qint8)
 
 
-def tokens_read(tokenizer: Any, items: Sequence[Example], max_length: int) -> int:
-    """How many tokens the reader encodes for ``items`` (options and context sentences,
-    without padding)."""
-    batch = encode(tokenizer, items, max_length)
-    return int(batch["options"]["attention_mask"].sum() + batch["sentences"]["attention_mask"]
-               .sum()) if items else 0
+def tokens_read(tokenizer: Any, items: Sequence[Example], max_length: int,
+                kind: str = "dual_encoder") -> int:
+    """How many tokens a ``kind`` reader encodes for ``items`` (without padding: options and
+    context sentences, or the cross-encoder's pairs)."""
+    if not items:
+        return 0
+    batch = encode_for(kind, tokenizer, items, max_length)
+    return int(sum(value["attention_mask"].sum() for value in batch.values()
+                   if isinstance(value, dict)))
 
 
 class MultipleChoiceReader:
-    """A fine-tuned :class:`OptionScorer` that scores each question's own options (2 to 10;
-    ``runtime`` int8: its linear layers dynamically quantised, on the CPU)."""
+    """A fine-tuned reader of either kind that scores each question's own options (2 to 10;
+    ``runtime`` int8: its linear layers dynamically quantised, on the CPU; on a GPU it computes
+    in half precision)."""
 
     def __init__(self, model_dir: ResolvedModel | str | Path, batch_size: int = 8,
                  device: str = "auto", max_length: int | None = None,
@@ -453,6 +562,7 @@ class MultipleChoiceReader:
             raise ValueError(f"unknown runtime {runtime!r}: use one of {RUNTIMES}")
         source = model_path(model_dir)
         self.scorer, self.tokenizer, settings = load_scorer(source)
+        self.kind = settings["kind"]
         # int8 kernels are the CPU's: with device auto it runs there, even beside a GPU.
         self.device = torch_device("cpu" if runtime == "int8" and device == "auto" else device)
         if runtime == "int8":
@@ -460,6 +570,7 @@ class MultipleChoiceReader:
                 raise ValueError(f"the int8 runtime runs on the CPU only, not {device}")
             self.scorer = quantized(self.scorer.eval())
         self.scorer.to(self.device).eval()
+        self.dtype = compute_dtype(self.device)
         self.max_length = max_length or int(settings.get("max_length", DEFAULT_MAX_LENGTH))
         self.batch_size = batch_size
         self.last_seconds_per_question = 0.0
@@ -470,7 +581,7 @@ class MultipleChoiceReader:
         :attr:`last_seconds_per_question`."""
         start = time.perf_counter()
         logits = score_examples(self.scorer, self.tokenizer, items, self.max_length,
-                                self.batch_size, self.device)
+                                self.batch_size, self.device, self.dtype)
         self.last_seconds_per_question = (time.perf_counter() - start) / max(len(items), 1)
         return logits
 

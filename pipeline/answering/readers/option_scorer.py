@@ -37,10 +37,19 @@ class OptionScorer(torch.nn.Module):
     moves the encoder so that the correct option lands nearest its evidence.
     """
 
+    kind = "dual_encoder"
+
     def __init__(self, encoder: torch.nn.Module) -> None:
         super().__init__()
         self.encoder = encoder
         self.log_scale = torch.nn.Parameter(torch.tensor(math.log(INITIAL_SCALE)))
+
+    def head_parameters(self) -> list[torch.nn.Parameter]:
+        """What the encoder lacks and is trained at the head rate: the similarity scale."""
+        return [self.log_scale]
+
+    def body_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
+        return list(self.encoder.named_parameters())
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Unit vectors of a batch of tokenised texts."""
