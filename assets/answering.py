@@ -103,7 +103,8 @@ def reading(teacher: Teacher, max_seconds: float | None = None) -> HeavySettings
     return HeavySettings(runtime=teacher.runtime, context_tokens=teacher.context_tokens,
                          permutations=teacher.permutations, threads=teacher.threads,
                          device=teacher.device, max_seconds=max_seconds,
-                         precision=teacher.precision, scoring=teacher.scoring)
+                         precision=teacher.precision, scoring=teacher.scoring,
+                         batch_size=teacher.batch_size)
 
 
 def teacher_state(teacher: Teacher, model: ResolvedModel | None) -> dict[str, Any]:
@@ -281,6 +282,8 @@ class CascadeConfig(Config):
                               "averaged (1-5): each costs another pass over the options.")
     threads: int | None = Field(default=None, description="CPU threads (default: all).")
     device: str = Field(default="auto", description="torch device of the transformers runtime.")
+    batch_size: int = Field(default=1, ge=1, description="Questions a forward pass on "
+                            "transformers (8-32 on a GPU; 1 on a CPU, where padding only costs).")
     precision: str = Field(default="auto", description="Weights' precision on transformers: "
                            "auto (float32 on a CPU, bfloat16 or float16 on a GPU), float32, "
                            "bfloat16, float16, 8bit or 4bit (bitsandbytes, the gpu extra).")
@@ -304,7 +307,7 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
     of a kind no blend question has are read by the heavy reader alone (`unfamiliar`)."""
     settings = HeavySettings(**config.model_dump(
         include={"runtime", "context_tokens", "permutations", "threads", "device",
-                 "max_seconds", "precision", "scoring"}))
+                 "max_seconds", "precision", "scoring", "batch_size"}))
     with warehouse.get_connection() as db:
         strangers = config.unfamiliar == "heavy" and any(
             cascade_step.unfamiliar_ids(db).values())

@@ -23,6 +23,8 @@ class Teacher(ConfigurableResource):
     permutations: int = Field(default=1, description="Cyclic option rotations averaged (1-5).")
     threads: int | None = Field(default=None, description="CPU threads (default: all).")
     device: str = Field(default="auto", description="torch device of the transformers runtime.")
+    batch_size: int = Field(default=1, ge=1, description="Questions a forward pass on "
+                            "transformers (8-32 on a GPU; 1 on a CPU).")
     scoring: str = Field(default="letter", description="letter (the answer letter of the "
                          "listed options) or option (each option proposed alone, yes/no).")
     precision: str = Field(default="auto", description="Weights' precision on transformers: "

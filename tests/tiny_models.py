@@ -58,6 +58,22 @@ def sentencepiece_tokenizer(vocab_size: int = 1000):
                                    eos_token="</s>", pad_token="</s>")
 
 
+def byte_level_tokenizer(vocab_size: int = 1000):
+    """A Qwen2/GPT-2-style (byte-level BPE, ``Ġ`` for a space) fast tokenizer trained on
+    :func:`corpus_text`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(corpus_text(), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|endoftext|>",
+                                   pad_token="<|endoftext|>")
+
+
 def deberta_tokenizer(vocab_size: int = 1000):
     """A DeBERTa-v3-style tokenizer (``▁``-prefixed pieces, ``[CLS] a [SEP] b [SEP]`` with
     segment ids) trained on :func:`corpus_text`."""
@@ -97,14 +113,15 @@ def tiny_deberta(folder: Path, seed: int = 0) -> Path:
 
 
 def tiny_llama(folder: Path, seed: int = 0, family: str = "llama") -> Path:
-    """Save a 2-layer, 64-wide causal LM of ``family`` (``llama`` or ``qwen2``) with
-    :func:`sentencepiece_tokenizer` into ``folder`` (about 0.5 MB) and return it."""
+    """Save a 2-layer, 64-wide causal LM of ``family`` (``llama`` with
+    :func:`sentencepiece_tokenizer`, or ``qwen2`` with :func:`byte_level_tokenizer`, as the real
+    families have them) into ``folder`` (about 0.5 MB) and return it."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
     config_class, model_class = {"llama": (LlamaConfig, LlamaForCausalLM),
                                  "qwen2": (Qwen2Config, Qwen2ForCausalLM)}[family]
-    tokenizer = sentencepiece_tokenizer()
+    tokenizer = sentencepiece_tokenizer() if family == "llama" else byte_level_tokenizer()
     config = config_class(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
                           max_position_embeddings=2048, bos_token_id=tokenizer.bos_token_id,

@@ -36,6 +36,7 @@ from pipeline.answering.readers import heavy, pad
 from pipeline.answering.reading_list import ReadingList
 from pipeline.metrics import top1_hits
 from pipeline.models import ResolvedModel
+from pipeline.questions.question import Question
 from pipeline.source_version import source_version
 
 MEASURES = ("margin", "entropy", "top")
@@ -149,6 +150,10 @@ DEFAULT_SHARE = 0.25
 READER_CODE = source_version("pipeline.answering.readers.heavy")
 
 
+# A question waiting for its batch: (role, id), its reading-cache key, the question, its context.
+Waiting = tuple[tuple[str, str], str, Question, str]
+
+
 @dataclass(frozen=True)
 class HeavySettings:
     """How the heavy reader reads, and how long it may take (``max_seconds``: None, no limit)."""
@@ -161,6 +166,7 @@ class HeavySettings:
     max_seconds: float | None = None
     precision: str = "auto"
     scoring: str = "letter"
+    batch_size: int = 1
 
     def setup(self, model: ResolvedModel) -> heavy.Setup:
         """The runtime, device type and precision ``model`` is read with under these settings."""
@@ -170,7 +176,7 @@ class HeavySettings:
     def cache_settings(self, setup: heavy.Setup) -> dict[str, Any]:
         """What a reading depends on besides the weights and the question: the setup it is
         made with (runtime, device type, precision), the prompt settings and the code; not the
-        threads, which change the speed, not the answer."""
+        threads or the batch size, which change the speed, not the answer."""
         return {**setup.as_dict(), "context_tokens": self.context_tokens,
                 "permutations": self.permutations, "scoring": self.scoring, "code": READER_CODE}
 
@@ -212,6 +218,9 @@ class HeavyReading:
         started = time.perf_counter()
         turns = max(len(entries) for entries in items.values())
         total = sum(len(entries) for entries in items.values())
+        # Questions read together in one forward pass (transformers; llama.cpp reads one).
+        size = self.settings.batch_size if setup.runtime == "transformers" else 1
+        pending: list[Waiting] = []
         for position in range(turns):
             for role, entries in items.items():
                 if position >= len(entries):
@@ -222,30 +231,44 @@ class HeavyReading:
                     out[(role, qid)] = cached[item]
                     self.reused += 1
                     continue
-                if self._out_of_time(time.perf_counter() - started):
+                if self._out_of_time(time.perf_counter() - started, len(pending) + 1):
                     self.over_time += 1
                     continue
-                reader = self._reader(setup)
-                began = time.perf_counter()
-                scores = pad([reader.score(question, text)])[0]
-                spent = time.perf_counter() - began
-                reading_cache.store(self.db, key, item, scores, spent, reader.last_tokens,
-                                    setup.as_dict())
-                cached[item] = out[(role, qid)] = scores
-                self.read_now += 1
-                self.seconds.append(spent)
-                if self.read_now % 10 == 0:
-                    self._progress(total)
+                pending.append(((role, qid), item, question, text))
+                if len(pending) == size:
+                    self._read_batch(setup, key, pending, cached, out, total)
+                    pending = []
+        if pending:
+            self._read_batch(setup, key, pending, cached, out, total)
         return out
 
-    def _out_of_time(self, elapsed: float) -> bool:
-        """Whether the next question, at the median pace so far, would end past
-        ``max_seconds`` (with no limit, never)."""
+    def _read_batch(self, setup: heavy.Setup, key: str,
+                    pending: list[Waiting],
+                    cached: dict[str, np.ndarray], out: dict[tuple[str, str], np.ndarray],
+                    total: int) -> None:
+        """Read ``pending`` questions in one batch; store each reading as soon as it is made
+        (a kill loses at most this batch), with its share of the batch's seconds."""
+        reader = self._reader(setup)
+        began = time.perf_counter()
+        rows, tokens = reader.score_batch([(question, text) for _, _, question, text in pending])
+        spent = (time.perf_counter() - began) / len(pending)
+        for (where, item, _, _), row, used in zip(pending, rows, tokens, strict=True):
+            scores = pad([row])[0]
+            reading_cache.store(self.db, key, item, scores, spent, used, setup.as_dict())
+            cached[item] = out[where] = scores
+            self.read_now += 1
+            self.seconds.append(spent)
+            if self.read_now % 10 == 0:
+                self._progress(total)
+
+    def _out_of_time(self, elapsed: float, waiting: int = 1) -> bool:
+        """Whether ``waiting`` more questions (the next and those waiting for its batch), at
+        the median pace so far, would end past ``max_seconds`` (with no limit, never)."""
         limit = self.settings.max_seconds
         if limit is None:
             return False
         pace = float(np.median(self.seconds)) if self.seconds else 0.0
-        return elapsed + pace > limit or elapsed >= limit
+        return elapsed + waiting * pace > limit or elapsed >= limit
 
     def _progress(self, total: int) -> None:
         """A progress line: questions done of all, the pace, and the time left at that pace."""
@@ -269,7 +292,8 @@ class HeavyReading:
                                      permutations=self.settings.permutations,
                                      threads=self.settings.threads, device=self.settings.device,
                                      precision=self.settings.precision,
-                                     scoring=self.settings.scoring)
+                                     scoring=self.settings.scoring,
+                                     batch_size=self.settings.batch_size)
         self.setup = setup
         return self.reader
 

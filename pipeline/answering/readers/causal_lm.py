@@ -19,12 +19,16 @@ larger logit scale does not dominate.
 The context is the long part of the prompt and is the same for every rotation: the prompt puts
 it (with the question) first, encodes that prefix once and reuses its key/value cache for each
 rotation's suffix (the options and the answer cue), so the context is not encoded once per
-rotation. The prefix and the suffix are tokenised separately and concatenated as token ids, so
-the cached and the re-encoded paths see exactly the same tokens (``reuse_prefix=False``
-re-encodes, for checking and timing). Measured on this project's 2-core CPU with 1 torch thread
-(while other jobs ran, so roughly), SmolLM2-135M, a 400-token context, 5 rotations of a
-five-option question: 2.5 s per question with the cache against 8.8 s re-encoding (3.5x); 1
-rotation costs 2.0 s, so the four extra rotations add only ~25 % once the context is cached.
+rotation. ``batch_size`` questions share a forward pass (on a GPU, where a batch costs little
+more than one): their prefixes are right-padded into one pass, the cache is repeated once per
+suffix of its question, and every suffix of every question is read in one more pass, its
+positions continuing its own prefix with the padding masked out. The prefix and the suffix are
+tokenised separately and concatenated as token ids, so the cached and the re-encoded paths see
+exactly the same tokens (``reuse_prefix=False`` re-encodes, for checking and timing). Measured
+on this project's 2-core CPU with 1 torch thread (while other jobs ran, so roughly),
+SmolLM2-135M, a 400-token context, 5 rotations of a five-option question: 2.5 s per question
+with the cache against 8.8 s re-encoding (3.5x); 1 rotation costs 2.0 s, so the four extra
+rotations add only ~25 % once the context is cached.
 
 The context is cut to ``max_context_tokens`` tokens from the end (the beginning is kept: the
 contexts are built most relevant passage first).
@@ -37,7 +41,6 @@ id or local folder works through :func:`pipeline.models.resolve`; a larger instr
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -92,6 +95,12 @@ class CausalLMScores:
 
     logits: np.ndarray
     seconds_per_question: float
+
+
+def prompt_tokens(prompt: tuple[list[int], list[list[int]]]) -> int:
+    """The tokens a question's prompt reads: its prefix with each suffix."""
+    prefix, suffixes = prompt
+    return sum(len(prefix) + len(suffix) for suffix in suffixes)
 
 
 def check_options(options: Sequence[str]) -> None:
@@ -237,8 +246,12 @@ class CausalLMReader:
                  max_context_tokens: int = DEFAULT_MAX_CONTEXT_TOKENS,
                  permutations: int = DEFAULT_PERMUTATIONS, reuse_prefix: bool = True,
                  chat_template: bool = True, device: str = "auto",
-                 precision: str = "auto", scoring: str = "letter") -> None:
+                 precision: str = "auto", scoring: str = "letter",
+                 batch_size: int = 1) -> None:
         check_permutations(permutations)
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.batch_size = batch_size
         check_scoring(scoring)
         if max_context_tokens < 0:
             raise ValueError("max_context_tokens must be >= 0")
@@ -324,26 +337,69 @@ class CausalLMReader:
               options: Sequence[str] | None = None) -> np.ndarray:
         """One score per option: the mean over rotations of the letters' log-softmax, or in
         per-option scoring the log-softmax over options of each one's yes/no log-odds."""
+        options = self._options(question, options)
+        prompt = self.prompt_ids(question, context, options)
+        self.last_tokens = prompt_tokens(prompt)
+        return self._score_prompts([prompt], [len(options)])[0]
+
+    def score_batch(self, items: Sequence[tuple[Question, str]]
+                    ) -> tuple[list[np.ndarray], list[int]]:
+        """Scores of ``(question, context)`` pairs, ``batch_size`` questions per forward pass,
+        with each question's prompt tokens (all its rotations)."""
+        scores: list[np.ndarray] = []
+        tokens: list[int] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start:start + self.batch_size]
+            prompts = [self.prompt_ids(question, context) for question, context in chunk]
+            scores += self._score_prompts(prompts, [len(q.options) for q, _ in chunk])
+            tokens += [prompt_tokens(prompt) for prompt in prompts]
+        return scores, tokens
+
+    def _score_prompts(self, prompts: Sequence[tuple[list[int], list[list[int]]]],
+                       options: Sequence[int]) -> list[np.ndarray]:
+        """Scores of several questions' prompts (prefix, suffixes) in one pass over the
+        prefixes and one over every suffix.
+
+        The prefixes are right-padded into one batch and encoded once; the key/value cache is
+        then repeated once per suffix of its question (rotations or options) and every suffix
+        of every question is read in one batch, its positions continuing its own prefix and
+        the prefix's padding masked out. With ``reuse_prefix`` off each suffix is read after
+        its whole prefix again (for checking and timing)."""
         import torch
 
-        options = self._options(question, options)
-        k = len(options)
-        prefix, suffixes = self.prompt_ids(question, context, options)
-        self.last_tokens = sum(len(prefix) + len(suffix) for suffix in suffixes)
-        read = self.answers.yes_no() if self.scoring == "option" else self.answers.letters(k)
-        rows = []
+        rows = [(i, suffix) for i, (_, suffixes) in enumerate(prompts) for suffix in suffixes]
+        owners = torch.tensor([i for i, _ in rows], device=self.device)
         with torch.inference_mode():
-            cache = None
             if self.reuse_prefix:
-                cache = self.model(self._tensor(prefix), use_cache=True).past_key_values
-            for suffix in suffixes:
-                if cache is not None:
-                    # A copy per rotation: the forward pass appends the suffix to the cache.
-                    out = self.model(self._tensor(suffix), past_key_values=copy.deepcopy(cache),
-                                     use_cache=True)
-                else:
-                    out = self.model(self._tensor(prefix + suffix), use_cache=False)
-                rows.append(out.logits[0, -1, read].double().cpu().numpy())
+                prefix_ids, prefix_mask = self._padded([prefix for prefix, _ in prompts])
+                cache = self.model(input_ids=prefix_ids, attention_mask=prefix_mask,
+                                   use_cache=True).past_key_values
+                cache.reorder_cache(owners)
+                suffix_ids, suffix_mask = self._padded([suffix for _, suffix in rows])
+                starts = prefix_mask.sum(dim=1)[owners]
+                positions = starts[:, None] + torch.arange(suffix_ids.shape[1],
+                                                           device=self.device)
+                out = self.model(input_ids=suffix_ids, past_key_values=cache,
+                                 attention_mask=torch.cat([prefix_mask[owners], suffix_mask], 1),
+                                 position_ids=positions, use_cache=True)
+                ends = suffix_mask.sum(dim=1) - 1
+            else:
+                ids, mask = self._padded([prompts[i][0] + suffix for i, suffix in rows])
+                out = self.model(input_ids=ids, attention_mask=mask, use_cache=False)
+                ends = mask.sum(dim=1) - 1
+            last = out.logits[torch.arange(len(rows), device=self.device), ends]
+        read = {k: self.answers.yes_no() if self.scoring == "option" else self.answers.letters(k)
+                for k in set(options)}
+        answers = [last[r, read[options[i]]].double().cpu().numpy()
+                   for r, (i, _) in enumerate(rows)]
+        scores, r = [], 0
+        for i, (_, suffixes) in enumerate(prompts):
+            mine, r = answers[r:r + len(suffixes)], r + len(suffixes)
+            scores.append(self._combine(mine, options[i]))
+        return scores
+
+    def _combine(self, rows: list[np.ndarray], k: int) -> np.ndarray:
+        """A question's score per option from its suffixes' answer-token logits."""
         if self.scoring == "option":
             yes, no = np.array(rows).T
             return log_odds_scores(yes, no)
@@ -352,14 +408,22 @@ class CausalLMReader:
             unrotate(total, letters - np.logaddexp.reduce(letters), shift)
         return total / len(rows)
 
-    def _tensor(self, ids: list[int]) -> torch.Tensor:
+    def _padded(self, sequences: Sequence[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Token ids right-padded to the longest, and the attention mask."""
         import torch
 
-        return torch.tensor([ids], device=self.device)
+        width = max(len(ids) for ids in sequences)
+        pad_id = self.tokenizer.pad_token_id
+        pad_id = pad_id if pad_id is not None else (self.tokenizer.eos_token_id or 0)
+        ids = torch.tensor([[*ids, *[pad_id] * (width - len(ids))] for ids in sequences],
+                           device=self.device)
+        mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids in sequences],
+                            device=self.device)
+        return ids, mask
 
     def score_many(self, items: Sequence[tuple[Question, str]]) -> CausalLMScores:
         """Scores of ``(question, context)`` pairs, with the seconds spent per question."""
         start = time.perf_counter()
-        rows = [self.score(question, context) for question, context in items]
+        rows, _ = self.score_batch(items)
         seconds = time.perf_counter() - start
         return CausalLMScores(pad(rows), seconds / max(len(items), 1))

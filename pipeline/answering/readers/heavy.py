@@ -10,6 +10,7 @@ which ran.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Literal, Protocol
 
@@ -28,10 +29,17 @@ DEFAULT_MODEL = "Qwen/Qwen2.5-Coder-1.5B-Instruct-GGUF"
 
 class LetterReader(Protocol):
     last_tokens: int  # the prompt tokens of the latest question (all its rotations)
+    batch_size: int  # questions read in one forward pass (1 on llama.cpp)
 
     def score(self, question: Question, context: str) -> np.ndarray:
         """One score per option the question has, in order (log-probabilities of its answer
         letters)."""
+        ...
+
+    def score_batch(self, items: Sequence[tuple[Question, str]]
+                    ) -> tuple[list[np.ndarray], list[int]]:
+        """:meth:`score` of each pair, ``batch_size`` at a time, and each one's prompt
+        tokens."""
         ...
 
 
@@ -71,8 +79,10 @@ def setup(model: ResolvedModel, runtime: Runtime = "auto", device: str = "auto",
 
 def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int = 256,
          permutations: int = 1, threads: int | None = None, device: str = "auto",
-         precision: str = "auto", scoring: str = "letter") -> LetterReader:
-    """The heavy reader of ``model`` on the chosen runtime."""
+         precision: str = "auto", scoring: str = "letter", batch_size: int = 1
+         ) -> LetterReader:
+    """The heavy reader of ``model`` on the chosen runtime (``batch_size`` questions a forward
+    pass on transformers; llama.cpp reads one at a time)."""
     chosen = choose_runtime(model, runtime, device)
     if chosen == "llama.cpp":
         return llama_cpp.LlamaCppReader(model, context_tokens=context_tokens,
@@ -87,4 +97,5 @@ def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int
 
         torch.set_num_threads(threads)
     return CausalLMReader(model, max_context_tokens=context_tokens, permutations=permutations,
-                          device=device, precision=precision, scoring=scoring)
+                          device=device, precision=precision, scoring=scoring,
+                          batch_size=batch_size)

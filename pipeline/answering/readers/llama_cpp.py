@@ -219,6 +219,17 @@ class LlamaCppReader:
             unrotate(total, letters - np.logaddexp.reduce(letters), shift)
         return total / used
 
+    batch_size = 1  # one question at a time: llama.cpp's context holds one sequence here
+
+    def score_batch(self, items: Sequence[tuple[Question, str]]
+                    ) -> tuple[list[np.ndarray], list[int]]:
+        """:meth:`score` of each pair, and each one's prompt tokens."""
+        scores, tokens = [], []
+        for question, context in items:
+            scores.append(self.score(question, context))
+            tokens.append(self.last_tokens)
+        return scores, tokens
+
     def score_many(self, items: Sequence[tuple[Question, str]],
                    progress: Callable[[int, int], None] | None = None) -> CausalLMScores:
         """Scores of ``(question, context)`` pairs, with the seconds spent per question."""

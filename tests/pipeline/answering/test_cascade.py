@@ -3,6 +3,8 @@ that its readings are cached per question."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import duckdb
 import numpy as np
 import pytest
@@ -123,19 +125,21 @@ class CountingReading(HeavyReading):
     """A HeavyReading whose real reader is wrapped to count the questions it actually reads."""
 
     calls = 0
+    batches: ClassVar[list[int]] = []
 
     def _reader(self, runtime):
         fresh = self.reader is None
         reader = super()._reader(runtime)
         if not fresh:
             return reader
-        score = reader.score
+        score_batch = reader.score_batch
 
-        def counted(question, context):
-            CountingReading.calls += 1
-            return score(question, context)
+        def counted(items):
+            CountingReading.calls += len(items)
+            CountingReading.batches.append(len(items))
+            return score_batch(items)
 
-        reader.score = counted
+        reader.score_batch = counted
         return reader
 
 
@@ -195,3 +199,27 @@ def test_a_reading_made_on_another_runtime_or_device_is_never_reused(smollm) -> 
     gpu = settings.cache_settings(HeavySettings(runtime="transformers", device="cuda")
                                   .setup(smollm))
     assert (cpu["device"], gpu["device"]) == ("cpu", "cuda") and gpu["dtype"] != "float32"
+
+
+def test_the_transformers_runtime_reads_several_questions_a_pass_as_one_at_a_time(smollm
+                                                                                 ) -> None:
+    """batch_size 3 reads five questions in two passes (3, then 2), each reading stored with
+    its own key, equal to reading one at a time; the batch size is not part of the key."""
+    listed = _questions(5)
+    wanted = {"validation": [f"q{i}" for i in range(5)]}
+    readings = {}
+    for batch_size in (1, 3):
+        db = duckdb.connect()
+        CountingReading.calls, CountingReading.batches = 0, []
+        reading = CountingReading(db, HeavySettings(context_tokens=32, runtime="transformers",
+                                                    device="cpu", batch_size=batch_size),
+                                  smollm, log=lambda _: None)
+        readings[batch_size] = reading.read({"validation": listed}, wanted)
+        assert CountingReading.batches == ([1] * 5 if batch_size == 1 else [3, 2])
+        assert db.execute("SELECT count(*) FROM reading_cache").fetchone()[0] == 5
+        keys = {row[0] for row in db.execute("SELECT DISTINCT reader_key FROM reading_cache")
+                .fetchall()}
+        readings[f"key{batch_size}"] = keys
+    assert readings["key1"] == readings["key3"]
+    for where, scores in readings[1].items():
+        np.testing.assert_allclose(readings[3][where], scores, atol=1e-4)

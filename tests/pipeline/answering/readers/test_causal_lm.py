@@ -200,3 +200,27 @@ def test_per_option_scoring_on_transformers_reuses_the_prefix_exactly(tmp_path) 
     scores = cached.score(FOUR, CONTEXT)
     assert scores.shape == (4,) and np.exp(scores).sum() == pytest.approx(1.0)
     np.testing.assert_allclose(scores, fresh.score(FOUR, CONTEXT), atol=1e-4)
+
+
+@pytest.mark.parametrize("family", ["llama", "qwen2"])
+@pytest.mark.parametrize("scoring", ["letter", "option"])
+def test_several_questions_share_a_forward_pass_and_score_as_alone(tmp_path, family: str,
+                                                                   scoring: str) -> None:
+    """Four questions of 3, 4, 5 and 2 options in one batch (their prefixes padded to the
+    longest, every rotation or option of every question in one suffix pass) score as each
+    alone does, with the reused prefix and without it."""
+    from pipeline.models import resolve
+    from tests.pipeline.answering.readers.ragged import assert_rows_as_alone
+    from tests.pipeline.answering.readers.test_multiple_choice import _ragged
+    from tests.tiny_models import tiny_llama
+
+    model = resolve(str(tiny_llama(tmp_path / family, family=family)), online=False)
+    items = _ragged()[:4]
+    alone = CausalLMReader(model, max_context_tokens=48, scoring=scoring, device="cpu")
+    for reuse_prefix in (True, False):
+        batched = CausalLMReader(model, max_context_tokens=48, scoring=scoring, device="cpu",
+                                 batch_size=4, reuse_prefix=reuse_prefix)
+        scores = batched.score_many(items).logits
+        assert_rows_as_alone(scores, items, alone.score, atol=1e-4)
+    _, tokens = batched.score_batch(items)
+    assert tokens == [alone.score(q, c) is not None and alone.last_tokens for q, c in items]
