@@ -130,3 +130,23 @@ def tiny_llama(folder: Path, seed: int = 0, family: str = "llama") -> Path:
     model_class(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
+
+
+def fact_questions() -> list:
+    """The 32 hand-written fact questions (``fixtures/reader/facts.csv``) with the context that
+    states each answer, cut in turn to 3, 4, 5 and 2 options (the answer always kept), as
+    ``(Question, context)`` pairs: a small ragged batch for the tiny models' code paths."""
+    import csv
+
+    from pipeline.questions.question import LETTERS, Question
+
+    with open(FIXTURES / "reader" / "facts.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    items = []
+    for i, row in enumerate(rows):
+        k = (3, 4, 5, 2)[i % 4]
+        wrong = [x for x in LETTERS[:5] if x != row["answer"]][: k - 1]
+        kept = sorted([row["answer"], *wrong])
+        items.append((Question(row["id"], row["prompt"], tuple(row[x] for x in kept),
+                               LETTERS[kept.index(row["answer"])], "facts", i), row["context"]))
+    return items

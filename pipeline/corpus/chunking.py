@@ -106,6 +106,11 @@ def sentence_offsets(text: str) -> list[Span]:
     return list(zip(first.tolist(), (last + 1).tolist(), strict=True))
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences of ``text``, split as the chunker splits them (blank ones dropped)."""
+    return [text[a:b] for a, b in sentence_offsets(text) if text[a:b].strip()]
+
+
 def _split_long(text: str, span: Span, max_chars: int) -> Iterator[Span]:
     """Cut a sentence longer than ``max_chars`` at whitespace (or hard, if it has none)."""
     start, end = span

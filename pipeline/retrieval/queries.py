@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from pipeline.corpus.chunking import sentence_offsets
+from pipeline.corpus.chunking import split_sentences
 from pipeline.questions.question import Question
 
 STOP_WORDS: frozenset[str] = frozenset(ENGLISH_STOP_WORDS)
@@ -61,11 +61,6 @@ def words(text: str, stop_words: Collection[str] = STOP_WORDS) -> list[str]:
 def unique_words(text: str, stop_words: Collection[str] = STOP_WORDS) -> tuple[str, ...]:
     """:func:`words` with each word once, in order of first appearance."""
     return tuple(dict.fromkeys(words(text, stop_words)))
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of ``text``, split as the chunker splits them."""
-    return [text[a:b] for a, b in sentence_offsets(text) if text[a:b].strip()]
 
 
 def build_queries(question: Question, stop_words: Collection[str] = STOP_WORDS) -> list[Query]:

@@ -46,9 +46,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pipeline.answering.readers import Reader, pad
+from pipeline.corpus.chunking import split_sentences
 from pipeline.questions.question import Question
 from pipeline.rankings.orders import edit_similarity
-from pipeline.retrieval.queries import split_sentences, words
+from pipeline.retrieval.queries import words
 
 SIGNAL_NAMES = ("coverage", "bm25", "edit", "length")
 DEFAULT_WEIGHTS: dict[str, float] = {"coverage": 1.0, "bm25": 0.5, "edit": 1.0, "length": 0.25}

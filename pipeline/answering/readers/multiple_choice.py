@@ -71,7 +71,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from pipeline.answering.readers import option_counts, option_mask
-from pipeline.answering.readers.similarity import context_sentences, option_texts
 from pipeline.devices import torch_device, weight_precision
 from pipeline.metrics import average_precisions
 from pipeline.models import ResolvedModel, resolve
@@ -118,6 +117,10 @@ def encode(tokenizer: Any, items: Sequence[Example], max_length: int,
     learns to read.
     """
     import torch
+
+    # Here, not at the top: only the dual encoder splits sentences (blingfire), so the
+    # cross-encoder runs where only torch and transformers are installed (bench/gpu_smoke.py).
+    from pipeline.answering.readers.similarity import context_sentences, option_texts
 
     options: list[str] = []
     option_owner: list[int] = []
@@ -296,6 +299,21 @@ def compute_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:
     return getattr(torch, chosen)
 
 
+def checkpointing(model: Any, on: bool) -> None:
+    """Turn the recomputation of activations in the backward pass on or off: transformers 5
+    names it activation checkpointing, earlier versions (a stock GPU image's) gradient
+    checkpointing."""
+    if hasattr(model, "activation_checkpointing_enable"):
+        if on:
+            model.activation_checkpointing_enable({"use_reentrant": False})
+        else:
+            model.activation_checkpointing_disable()
+    elif on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
 def _autocast(device: torch.device, dtype: torch.dtype) -> Any:
     import torch
 
@@ -412,8 +430,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     dtype = compute_dtype(target, precision)
     scaler = torch.amp.GradScaler(target.type, enabled=dtype == torch.float16)
     if gradient_checkpointing:
-        scorer.encoder.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpointing(scorer.encoder, True)
     scorer.to(target).train()
 
     per_epoch = math.ceil(len(examples) / (batch_size * grad_accum))
@@ -510,7 +527,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     scorer.load_state_dict(best[2])
     out = Path(out_dir)
     if gradient_checkpointing:
-        scorer.encoder.gradient_checkpointing_disable()
+        checkpointing(scorer.encoder, False)
     save_scorer(scorer.cpu(), tokenizer, out, {"max_length": max_length,
                                                "base_model": str(source),
                                                "best_epoch": best[1]})

@@ -33,8 +33,8 @@ from typing import Protocol
 import numpy as np
 
 from pipeline.answering.readers import Reader, pad
+from pipeline.corpus.chunking import split_sentences
 from pipeline.questions.question import Question
-from pipeline.retrieval.queries import split_sentences
 
 
 class SentenceEncoder(Protocol):

@@ -3,7 +3,13 @@
 import blingfire
 import pytest
 
-from pipeline.corpus.chunking import chunk_text, sections, sentence_offsets, sentences
+from pipeline.corpus.chunking import (
+    chunk_text,
+    sections,
+    sentence_offsets,
+    sentences,
+    split_sentences,
+)
 
 TEXT = ("Water boils at 100 degrees Celsius at sea level. It freezes at zero degrees. "
         "Pressure changes both points. ==Properties== Water is a polar molecule. "
@@ -80,3 +86,8 @@ def test_sentence_offsets_match_blingfires_own_wrapper(text: str) -> None:
     _, expected = blingfire.text_to_sentences_and_offsets(text)
     assert sentence_offsets(text) == expected
     assert sentence_offsets("") == []
+
+
+def test_split_sentences_handles_blank_text() -> None:
+    assert split_sentences("   ") == []
+    assert split_sentences("One. Two!") == ["One.", "Two!"]

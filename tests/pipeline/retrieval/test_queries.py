@@ -7,7 +7,6 @@ from pipeline.retrieval.queries import (
     STOP_WORDS,
     build_all_queries,
     build_queries,
-    split_sentences,
     words,
 )
 
@@ -71,8 +70,3 @@ def test_custom_stop_words_and_all_questions() -> None:
     assert by_id["1"][0].words == ("gravity", "bends")
     assert by_id["2"][0].words == ("travels", "fast")
     assert [x.text for x in by_id["2"][1:]] == ["a2", "b2", "c2", "d2", "e2"]
-
-
-def test_split_sentences_handles_blank_text() -> None:
-    assert split_sentences("   ") == []
-    assert split_sentences("One. Two!") == ["One.", "Two!"]
