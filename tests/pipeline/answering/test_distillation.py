@@ -41,7 +41,8 @@ def _facts() -> list[tuple[Question, str]]:
                       i), r["context"]) for i, r in enumerate(rows)]
 
 
-def _warehouse(tmp_path: Path, minilm: ResolvedModel) -> duckdb.DuckDBPyConnection:
+def _warehouse(tmp_path: Path, minilm: ResolvedModel,
+               settings: reader_training.TrainSettings = SETTINGS) -> duckdb.DuckDBPyConnection:
     """16 train, 8 blend and 8 validation questions with contexts, a gold-only student, and a
     teacher that is sure of the stated answer on the train questions."""
     facts = _facts()
@@ -59,7 +60,7 @@ def _warehouse(tmp_path: Path, minilm: ResolvedModel) -> duckdb.DuckDBPyConnecti
         row[LETTERS.index(q.answer)] = np.log(0.8)
     logit_table.write_logits(db, "teacher", TRAIN_RANKING,
                              [("train", q.id) for q, _ in roles["train"]], teacher)
-    reader_training.train(db, minilm, SETTINGS, tmp_path / "gold", log=lambda _: None)
+    reader_training.train(db, minilm, settings, tmp_path / "gold", log=lambda _: None)
     return db
 
 
@@ -97,3 +98,27 @@ def test_without_teacher_labels_the_gold_only_student_is_the_student(
     assert work.data_version == reader_training.latest(db)[2]
     with pytest.raises(StepError, match="gold weight"):
         Mix(1.0, 2.0)
+
+
+def test_the_cross_encoder_kind_trains_distils_and_reads_as_the_student(tmp_path: Path) -> None:
+    """The kind is one setting: the gold-only reader and the distilled students are all
+    cross-encoders (a tiny random DeBERTa-v2 here), and the chosen student reads questions."""
+    from dataclasses import replace
+
+    from pipeline.answering.readers.multiple_choice import FORMATS, MultipleChoiceReader
+    from tests.tiny_models import tiny_deberta
+
+    deberta = resolve(str(tiny_deberta(tmp_path / "deberta")), online=False, log=lambda _: None)
+    settings = replace(SETTINGS, kind="cross_encoder", lr=1e-3, head_lr=1e-3)
+    db = _warehouse(tmp_path, deberta, settings)
+    work = distillation.build(db, deberta, settings, [Mix(0.5, 2.0)], tmp_path / "distilled",
+                              log=lambda _: None)
+    found = distillation.candidates(db)
+    assert [c["kind"] for c in found] == ["gold", "distilled"]
+    for candidate in found:
+        saved = (Path(candidate["path"]) / "reader.json").read_text()
+        assert FORMATS["cross_encoder"] in saved
+    path, _, digest = distillation.student(db)
+    assert digest == work.data_version
+    logits = MultipleChoiceReader(path).score_many(_facts()[24:])
+    assert logits.shape == (8, MAX_OPTIONS) and np.isfinite(logits[:, :5]).all()
