@@ -47,12 +47,19 @@ from dagster import (
     TableColumn,
     TableSchema,
 )
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from pipeline.questions.work_keys import basis_key
 from pipeline.source_version import source_version
 from pipeline.steps import Markdown, StepError, Work
 from pipeline.tables import Column
+
+# The tags Dagster writes on every materialisation, read back through the public event records
+# (its own constants live in a private module); tests/assets/test_incremental.py checks that
+# Dagster still writes them under these names.
+DATA_VERSION_TAG = "dagster/data_version"
+CODE_VERSION_TAG = "dagster/code_version"
+
+UNDONE = "undone:"  # the mark of a fingerprint whose step left work for the next run
 
 STATE_DDL = """CREATE TABLE IF NOT EXISTS asset_state (
     asset VARCHAR, fingerprint VARCHAR, data_version VARCHAR, run_id VARCHAR,
@@ -134,6 +141,10 @@ def run_step(
     so that a deleted index is rebuilt even though nothing upstream changed). A callable is
     read before the step, to decide, and again after computing, to record what was built.
 
+    A step whose :class:`Work` left something ``undone`` (a time budget ran out) is recorded as
+    incomplete: the next run computes again, and its per-question caches make it read only
+    what is left.
+
     ``inputs``, when given, replaces the upstream data versions: a step that reads a part of
     its upstream tables (the train questions, not the test ones) names the content of that
     part, so a change elsewhere upstream does not make it compute. ``stored`` gives the data
@@ -159,10 +170,17 @@ def run_step(
         version, metadata = cached[0], {"up_to_date": True}
     else:
         work = report_failure(compute)
-        version, metadata = work.data_version, {"up_to_date": False, **work.metadata}
+        version = work.data_version
+        metadata = {"up_to_date": False, "left_undone": work.undone, **work.metadata}
         if callable(state):
             current = state()
             step = fingerprint(version_of_code, config, upstream, current)
+        if work.undone:
+            # Not complete: recorded under a fingerprint no run can match, so the next run
+            # with the same config and inputs computes again and does the rest.
+            context.log.warning(f"{asset}: {work.undone} questions left undone by the budget; "
+                                "the next run reads them (and nothing already read)")
+            step = f"{UNDONE}{step}"
         db.execute("DELETE FROM asset_state WHERE asset = ?", [asset])
         db.execute("INSERT INTO asset_state VALUES (?, ?, ?, ?, now())",
                    [asset, step, version, context.run.run_id])

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dagster import AssetKey, DagsterInstance, Definitions, EventLogRecord
-from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
+from assets.incremental import CODE_VERSION_TAG, DATA_VERSION_TAG
 from pipeline.answering.scoring import ScoreChange, compare
 from pipeline.paths import PROJECT_ROOT
 
-CODE_VERSION_TAG = "dagster/code_version"
 SCORE = AssetKey("score")
 HISTORY = 200  # materialisations of one asset searched for the one current at a given time
 

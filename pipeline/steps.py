@@ -15,10 +15,13 @@ from typing import Any
 
 @dataclass
 class Work:
-    """What a step computed: the data version of what it wrote and metadata about the work."""
+    """What a step computed: the data version of what it wrote, metadata about the work, and
+    how much it left ``undone`` (questions a time budget left unread): a step that left work
+    undone is not complete, so the next run with the same inputs and config does the rest."""
 
     data_version: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    undone: int = 0
 
 
 class Markdown(str):

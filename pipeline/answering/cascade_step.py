@@ -92,7 +92,8 @@ def build(db: duckdb.DuckDBPyConnection, share: float, ranking: str,
     if any(unread.values()):
         log(f"the time budget left unfamiliar questions unread, answered by the cheap blend "
             f"fitted on other kinds of question: {unread}")
-    return Work(content_version(db, "answer_scores", option_scores.COLUMNS), {
+    return Work(content_version(db, "answer_scores", option_scores.COLUMNS),
+                undone=reading.over_time, metadata={
         "rule_measure": rule.measure, **{f"rule_auc_{m}": round(v, 4)
                                          for m, v in rule.auc.items()},
         "share": share, "unfamiliar_policy": unfamiliar,

@@ -92,7 +92,7 @@ def build(db: duckdb.DuckDBPyConnection, model: ResolvedModel, settings: HeavySe
     log(f"teacher: {len(keys)} of the pool's {len(items.keys)} questions labelled "
         f"({reading.read_now} read now, {reading.reused} from the cache, "
         f"{reading.over_time} left out by max_seconds)")
-    return Work(stored_version(db), {
+    return Work(stored_version(db), undone=reading.over_time, metadata={
         "pool_questions": len(items.keys), "budget_questions": sum(map(len, chosen.values())),
         "teacher_read": reading.read_now, "teacher_reused": reading.reused,
         "teacher_over_time_budget": reading.over_time,
