@@ -40,6 +40,7 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 
 ## run: the main job on the sample: dumps to submission.csv and its score (recomputes only what changed)
 run: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/python -m assets.run_guard
 	$(BIN)/dagster job execute -m definitions -j $(JOB) $(JOB_CONFIG) \
 		$(if $(RUN_CONFIG),-c $(RUN_CONFIG))
 

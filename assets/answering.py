@@ -40,7 +40,7 @@ from pipeline.answering.readers import heavy, multiple_choice
 from pipeline.models import ResolvedModel
 from pipeline.paths import work_dir
 from pipeline.questions.roles import TRAIN_RANKING
-from resources import ModelStore, ReaderSettings, Teacher, Warehouse
+from resources import WAREHOUSE_POOL, ModelStore, ReaderSettings, Teacher, Warehouse
 
 CODE_VERSION = code_version(__name__)
 SOURCES = [logit_table.source_name(reader, ranking)
@@ -77,7 +77,8 @@ class TrainReaderConfig(Config):
                                          "in the backward pass: long contexts on one GPU.")
 
 
-@asset(group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
        kinds={"pytorch", "duckdb"}, code_version=CODE_VERSION)
 def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                    warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
@@ -126,7 +127,8 @@ class TeacherLogitsConfig(Config):
                                       "after this many seconds (cached ones are free).")
 
 
-@asset(group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
        kinds={"duckdb", "llama.cpp"}, code_version=CODE_VERSION)
 def teacher_logits(context: AssetExecutionContext, config: TeacherLogitsConfig,
                    warehouse: Warehouse, models: ModelStore, teacher: Teacher
@@ -154,7 +156,8 @@ class DistilledReaderConfig(TrainReaderConfig):
                                       "temperatures to try with each gold weight.")
 
 
-@asset(group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING], trained_reader,
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING], trained_reader,
                                      teacher_logits], kinds={"pytorch", "duckdb"},
        code_version=CODE_VERSION)
 def distilled_reader(context: AssetExecutionContext, config: DistilledReaderConfig,
@@ -184,7 +187,8 @@ class ScorecardConfig(Config):
                                           "teacher reads (the first N; null: all, 0: none).")
 
 
-@asset(group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
                                      distilled_reader], kinds={"duckdb", "pytorch"},
        code_version=CODE_VERSION)
 def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConfig,
@@ -210,7 +214,8 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
     deps = [questions, RANKINGS[ranking], *([distilled_reader] if reader == "multiple_choice"
                                             else [])]
 
-    @asset(name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
+    @asset(pool=WAREHOUSE_POOL,
+           name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
            kinds={"duckdb"} if reader == "lexical" else {"duckdb", "pytorch"},
            code_version=CODE_VERSION,
            description=f"Five logits per question from the {reader} reader, reading the "
@@ -249,7 +254,8 @@ class BlendConfig(Config):
                                "scored. Deselect their logits assets to skip them too.")
 
 
-@asset(group_name="answering", deps=[questions, *LOGITS], kinds={"duckdb", "scikitlearn"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, *LOGITS], kinds={"duckdb", "scikitlearn"},
        code_version=CODE_VERSION)
 def blend_weights(context: AssetExecutionContext, config: BlendConfig,
                   warehouse: Warehouse) -> MaterializeResult:
@@ -297,7 +303,8 @@ class CascadeConfig(Config):
         "questions); `blend` treats them like the rest.")
 
 
-@asset(group_name="answering", deps=[questions, blend_weights, *RANKINGS.values()],
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, blend_weights, *RANKINGS.values()],
        kinds={"duckdb", "llama.cpp"}, code_version=CODE_VERSION)
 def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Warehouse,
             models: ModelStore) -> MaterializeResult:
@@ -328,7 +335,8 @@ class SubmissionConfig(Config):
                       description="Where submission.csv is written.")
 
 
-@asset(group_name="answering", deps=[questions, cascade], kinds={"csv"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, cascade], kinds={"csv"},
        code_version=CODE_VERSION)
 def submission(context: AssetExecutionContext, config: SubmissionConfig,
                warehouse: Warehouse) -> MaterializeResult:
@@ -344,7 +352,8 @@ def submission(context: AssetExecutionContext, config: SubmissionConfig,
             state=lambda: {"file": submission_file.file_version(path)})
 
 
-@asset(group_name="answering", deps=[questions, cascade, *LOGITS], kinds={"duckdb"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="answering", deps=[questions, cascade, *LOGITS], kinds={"duckdb"},
        code_version=CODE_VERSION)
 def score(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """MAP@3 on the validation questions with a 95% bootstrap interval: of the answers
@@ -359,7 +368,8 @@ def score(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeRe
 SCORE_HISTORY = 50
 
 
-@asset_check(asset=score, description="Warns when MAP@3 falls below the interval of the "
+@asset_check(pool=WAREHOUSE_POOL,
+             asset=score, description="Warns when MAP@3 falls below the interval of the "
              "last score computed from other inputs (a re-run with nothing changed is not "
              "a baseline: it would compare the score with itself).")
 def score_within_previous_interval(context: AssetCheckExecutionContext) -> AssetCheckResult:

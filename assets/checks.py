@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from pipeline.tables import Check
-from resources import Warehouse
+from resources import WAREHOUSE_POOL, Warehouse
 
 
 def violations(warehouse: Warehouse, query: str, description: str,
@@ -39,7 +39,8 @@ def table_checks(asset: AssetsDefinition, checks: Iterable[Check]) -> list[Asset
 
 
 def _table_check(asset: AssetsDefinition, check: Check) -> AssetChecksDefinition:
-    @asset_check(asset=asset, name=check.name, description=check.description, blocking=True)
+    @asset_check(pool=WAREHOUSE_POOL,
+                 asset=asset, name=check.name, description=check.description, blocking=True)
     def _check(warehouse: Warehouse) -> AssetCheckResult:
         return violations(warehouse, check.query, check.problem)
     return _check

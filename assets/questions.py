@@ -8,7 +8,7 @@ from assets.incremental import code_version, run_step
 from pipeline.paths import QUESTIONS
 from pipeline.questions import question_sets
 from pipeline.questions.question_sets import QuestionSets
-from resources import Warehouse
+from resources import WAREHOUSE_POOL, Warehouse
 
 CODE_VERSION = code_version(__name__)
 
@@ -72,7 +72,8 @@ class QuestionsConfig(Config):
         "(for quick runs).")
 
 
-@asset(group_name="questions", kinds={"duckdb"}, code_version=CODE_VERSION)
+@asset(pool=WAREHOUSE_POOL,
+       group_name="questions", kinds={"duckdb"}, code_version=CODE_VERSION)
 def questions(context: AssetExecutionContext, config: QuestionsConfig,
               warehouse: Warehouse) -> MaterializeResult:
     """The questions of a run, validated row by row and tagged with their role: test (to

@@ -23,7 +23,7 @@ from pipeline.questions.roles import ranked_roles
 from pipeline.rankings import context_table, ranking_step
 from pipeline.rankings.orders import rank_by_edit_distance, rank_by_search
 from pipeline.rankings.semantic import VectorCache, rank_all
-from resources import ContextBudget, ModelStore, SentenceEmbedders, Warehouse
+from resources import WAREHOUSE_POOL, ContextBudget, ModelStore, SentenceEmbedders, Warehouse
 
 CODE_VERSION = code_version(__name__)
 
@@ -47,7 +47,8 @@ def _rank(context: AssetExecutionContext, ranking: str, rank_all: ranking_step.R
             state=state, stored=lambda: ranking_step.stored_version(db, ranking))
 
 
-@asset(group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"},
        code_version=CODE_VERSION)
 def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
@@ -57,7 +58,8 @@ def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                  warehouse, context_budget, models)
 
 
-@asset(group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"},
        code_version=CODE_VERSION)
 def ranking_edit_distance(context: AssetExecutionContext, warehouse: Warehouse,
                           context_budget: ContextBudget, models: ModelStore
@@ -76,7 +78,8 @@ class SemanticConfig(Config):
                                  "the mean option-passage similarity.")
 
 
-@asset(group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
+@asset(pool=WAREHOUSE_POOL,
+       group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
        kinds={"duckdb", "pytorch"}, code_version=CODE_VERSION)
 def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
                      warehouse: Warehouse, context_budget: ContextBudget, models: ModelStore,
@@ -103,7 +106,8 @@ def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
 
 
 def _budget_check(ranking_asset: AssetsDefinition, ranking: str) -> AssetChecksDefinition:
-    @asset_check(asset=ranking_asset, name="contexts_within_budget",
+    @asset_check(pool=WAREHOUSE_POOL,
+                 asset=ranking_asset, name="contexts_within_budget",
                  description="Every question has a non-empty context within the token budget.")
     def check(warehouse: Warehouse, context_budget: ContextBudget) -> AssetCheckResult:
         rule = context_table.budget_check(ranking, ranked_roles(ranking), context_budget.tokens)

@@ -15,7 +15,14 @@ from assets.incremental import code_version, run_step, step_basis
 from assets.questions import questions
 from pipeline.retrieval import candidates, retrieval_steps
 from pipeline.retrieval.search import sync
-from resources import LexicalSearch, ModelStore, SentenceEmbedders, VectorSearch, Warehouse
+from resources import (
+    WAREHOUSE_POOL,
+    LexicalSearch,
+    ModelStore,
+    SentenceEmbedders,
+    VectorSearch,
+    Warehouse,
+)
 
 CODE_VERSION = code_version(__name__)
 
@@ -26,7 +33,8 @@ class IndexConfig(Config):
                           "even if the current one could be updated in place.")
 
 
-@asset(group_name="retrieval", deps=[wiki_chunks], kinds={"tantivy", "elasticsearch"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="retrieval", deps=[wiki_chunks], kinds={"tantivy", "elasticsearch"},
        code_version=CODE_VERSION)
 def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse: Warehouse,
                   lexical_search: LexicalSearch) -> MaterializeResult:
@@ -51,7 +59,8 @@ class EmbeddingsConfig(Config):
         "semantic ranking; set candidate_passages.dense_k to 0 with it.")
 
 
-@asset(group_name="retrieval", deps=[wiki_chunks], kinds={"duckdb", "pytorch"},
+@asset(pool=WAREHOUSE_POOL,
+       group_name="retrieval", deps=[wiki_chunks], kinds={"duckdb", "pytorch"},
        code_version=CODE_VERSION)
 def chunk_embeddings(context: AssetExecutionContext, config: EmbeddingsConfig,
                      warehouse: Warehouse, embedders: SentenceEmbedders, models: ModelStore,
@@ -89,7 +98,8 @@ class CandidateConfig(Config):
                          "retrieval with the prompt embedder (0: lexical only).")
 
 
-@asset(group_name="retrieval", deps=[questions, lexical_index, chunk_embeddings, wiki_chunks],
+@asset(pool=WAREHOUSE_POOL,
+       group_name="retrieval", deps=[questions, lexical_index, chunk_embeddings, wiki_chunks],
        kinds={"duckdb"}, code_version=CODE_VERSION)
 def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                        warehouse: Warehouse, lexical_search: LexicalSearch,

@@ -6,7 +6,16 @@ from resources.models import ModelStore
 from resources.readers import ReaderSettings
 from resources.search import LexicalSearch, VectorSearch
 from resources.teacher import Teacher
-from resources.warehouse import Warehouse
+from resources.warehouse import WAREHOUSE_POOL, Warehouse
 
-__all__ = ["ContextBudget", "LexicalSearch", "ModelStore", "ReaderSettings", "SentenceEmbedders",
-           "Teacher", "VectorSearch", "Warehouse"]
+__all__ = [
+           "WAREHOUSE_POOL",
+           "ContextBudget",
+           "LexicalSearch",
+           "ModelStore",
+           "ReaderSettings",
+           "SentenceEmbedders",
+           "Teacher",
+           "VectorSearch",
+           "Warehouse",
+]
