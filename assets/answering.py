@@ -4,7 +4,7 @@ the submission and the score, with the check that warns when the score regresses
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -331,6 +331,9 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
 
 
 class SubmissionConfig(Config):
+    # The file's content at this path is the step's state: a new path without the file
+    # rewrites it, a copied working area that has it does not.
+    OUTPUT_LOCATIONS: ClassVar[frozenset[str]] = frozenset({"path"})
     path: str = Field(default_factory=lambda: str(work_dir() / "submission.csv"),
                       description="Where submission.csv is written.")
 

@@ -92,8 +92,13 @@ def input_versions(context: AssetExecutionContext) -> dict[str, str | None]:
 
 
 def config_fingerprint(config: Config | None) -> dict[str, Any] | None:
-    """The run config as it reaches a fingerprint: every field but :data:`RUNTIME_FIELDS`."""
-    return config.model_dump(mode="json", exclude=set(RUNTIME_FIELDS)) if config else None
+    """The run config as it reaches a fingerprint: every field but :data:`RUNTIME_FIELDS` and
+    the config's own ``OUTPUT_LOCATIONS`` (where it writes a file whose content its state
+    covers: a moved working area must not recompute it)."""
+    if config is None:
+        return None
+    skipped = RUNTIME_FIELDS | getattr(config, "OUTPUT_LOCATIONS", frozenset())
+    return config.model_dump(mode="json", exclude=set(skipped))
 
 
 def fingerprint(code_version: str | None, config: Config | None,

@@ -49,7 +49,7 @@ def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse
                 db, lexical_search.open, where, config.batch_size, config.rebuild,
                 context.log.info),
             describe=lambda: retrieval_steps.describe_index(db, where),
-            state=lambda: retrieval_steps.index_state(lexical_search.open, where))
+            state=lambda: retrieval_steps.index_state(lexical_search.open))
 
 
 class EmbeddingsConfig(Config):

@@ -28,6 +28,7 @@ from pipeline.answering import reader_training, teacher
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
 from pipeline.models import ResolvedModel
+from pipeline.paths import recorded_path, stored_path
 from pipeline.questions.roles import TRAIN_RANKING
 from pipeline.steps import Markdown, StepError, Work
 
@@ -100,7 +101,7 @@ def _gold_candidate(db: duckdb.DuckDBPyConnection) -> Candidate:
     trained = reader_training.latest(db)
     if trained is None or not trained[0].is_dir():
         raise StepError("the gold-only student is not trained: materialise trained_reader")
-    return Candidate("gold", str(trained[0]), trained[2], trained[1], 1.0, None,
+    return Candidate("gold", stored_path(trained[0]), trained[2], trained[1], 1.0, None,
                      described.get("blend_map_at_3"), described.get("blend_accuracy"),
                      [], 0.0)
 
@@ -145,7 +146,7 @@ def _train(base: ResolvedModel, settings: reader_training.TrainSettings, mix: Mi
             base, examples, staging, eval_examples=held_out, log=log, teacher=rows,
             gold_weight=mix.gold_weight, temperature=mix.temperature, **asdict(settings)))
     best = next((p for p in report.curve if p.epoch == report.best_epoch), None)
-    return Candidate("distilled", str(final), digest, settings.max_length, mix.gold_weight,
+    return Candidate("distilled", stored_path(final), digest, settings.max_length, mix.gold_weight,
                      mix.temperature, best.map_at_3 if best else None,
                      best.accuracy if best else None, [vars(p) for p in report.curve],
                      report.seconds)
@@ -156,7 +157,7 @@ def student(db: duckdb.DuckDBPyConnection) -> tuple[Path, int, str] | None:
     choice, or before any, the gold-only student."""
     db.execute(STUDENTS_DDL)
     row = db.execute(f"SELECT path, max_length, weights_sha256 {LATEST}").fetchone()
-    return (Path(row[0]), row[1], row[2]) if row else reader_training.latest(db)
+    return (recorded_path(row[0]), row[1], row[2]) if row else reader_training.latest(db)
 
 
 def candidates(db: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -168,7 +169,7 @@ def candidates(db: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
 
 def state(db: duckdb.DuckDBPyConnection, base: ResolvedModel) -> dict[str, Any]:
     """Whether every candidate's weights are still on disk, and the base weights by hash."""
-    return {"weights_present": all(Path(c["path"]).is_dir() for c in candidates(db)),
+    return {"weights_present": all(recorded_path(c["path"]).is_dir() for c in candidates(db)),
             "base_weights_sha256": base.weights_sha256}
 
 

@@ -17,6 +17,7 @@ import duckdb
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
 from pipeline.models import ResolvedModel, weights_sha256
+from pipeline.paths import recorded_path, stored_path
 from pipeline.questions.roles import TRAIN_RANKING
 from pipeline.steps import Markdown, StepError, Work
 from pipeline.tables import content_version, option_columns
@@ -53,7 +54,7 @@ def latest(db: duckdb.DuckDBPyConnection) -> tuple[Path, int, str] | None:
     for column in ("curve JSON", "best_epoch DOUBLE"):  # warehouses from before the curve
         db.execute(f"ALTER TABLE trained_readers ADD COLUMN IF NOT EXISTS {column}")
     row = db.execute(f"SELECT path, max_length, weights_sha256 {LATEST}").fetchone()
-    return (Path(row[0]), row[1], row[2]) if row else None
+    return (recorded_path(row[0]), row[1], row[2]) if row else None
 
 
 def state(db: duckdb.DuckDBPyConnection, base: ResolvedModel) -> dict[str, Any]:
@@ -107,8 +108,8 @@ def train(db: duckdb.DuckDBPyConnection, base: ResolvedModel, settings: TrainSet
     latest(db)  # the table, as it now stands
     db.execute("INSERT INTO trained_readers VALUES "
                "('multiple_choice', ?, ?, ?, ?, ?, ?, ?, ?, ?, now(), ?, ?)",
-               [str(final), digest, base.reference, base.weights_sha256, settings.max_length,
-                report.examples, report.steps, report.losses, report.seconds,
+               [stored_path(final), digest, base.reference, base.weights_sha256,
+                settings.max_length, report.examples, report.steps, report.losses, report.seconds,
                 json.dumps([vars(point) for point in report.curve]), report.best_epoch])
     return Work(digest, {"kind": settings.kind, "training_seconds": round(report.seconds, 1),
                          "examples": report.examples, "epochs": report.epochs_run,

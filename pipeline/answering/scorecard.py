@@ -27,6 +27,7 @@ from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
 from pipeline.metrics import average_precisions, estimate, top1_hits
 from pipeline.models import ResolvedModel
+from pipeline.paths import recorded_path
 from pipeline.steps import Markdown, Work
 from pipeline.tables import content_version, option_columns
 
@@ -126,7 +127,7 @@ def build(db: duckdb.DuckDBPyConnection, ranking: str, model: ResolvedModel | No
     for name, candidate in (("gold-only", gold), ("distilled", distilled)):
         if candidate is not None:
             log(f"scoring the {name} student on {len(pairs)} validation questions")
-            rows += student_rows(Path(candidate["path"]), candidate["max_length"], pairs,
+            rows += student_rows(recorded_path(candidate["path"]), candidate["max_length"], pairs,
                                  answers, name, candidate["weights_sha256"])
     chosen = distillation.student(db)
     return _write(db, rows, {"blend_reads": next(

@@ -39,12 +39,13 @@ class VectorIndex(Protocol):
     def search(self, vectors: np.ndarray, k: int) -> list[list[tuple[str, float]]]: ...
 
 
-def index_state(open_index: OpenIndex, where: str) -> dict[str, Any]:
-    """Where the index is and which generation it serves: a deleted or replaced index must be
-    rebuilt even when nothing upstream changed."""
+def index_state(open_index: OpenIndex) -> dict[str, Any]:
+    """Which generation the index serves: a deleted or replaced index must be rebuilt even when
+    nothing upstream changed. Not where it is (its key names the generation, unique to one
+    build): a moved working area keeps its index."""
     try:
         with open_index() as index:
-            return {"index": where, "index_key": index.key()}
+            return {"index_key": index.key()}
     except LexicalIndexError as exc:
         raise StepError(str(exc)) from exc
 

@@ -52,12 +52,14 @@ UPSTREAM_OF_CHUNKS = {"dump_files", "wiki_articles", "questions"}
 class Pipeline:
     """A dump folder, a warehouse and a Dagster instance that persist across runs."""
 
-    def __init__(self, root: Path, instance: DagsterInstance) -> None:
+    def __init__(self, root: Path, instance: DagsterInstance, dump: Path | None = None) -> None:
+        """A pipeline in ``root``, reading the fixture dump copied into it, or ``dump``."""
         self.root, self.instance = root, instance
-        self.dump = root / "dump"
-        self.dump.mkdir()
-        for shard in ("tiny-00000.json.gz", "tiny-00001.json.bz2"):
-            shutil.copy(FIXTURES / shard, self.dump)
+        self.dump = dump or root / "dump"
+        if dump is None:
+            self.dump.mkdir()
+            for shard in ("tiny-00000.json.gz", "tiny-00001.json.bz2"):
+                shutil.copy(FIXTURES / shard, self.dump)
         self.database = root / "warehouse.duckdb"
         self.submission = root / "out" / "submission.csv"
         self.similarity_model = MINILM

@@ -241,3 +241,26 @@ def test_the_score_check_compares_with_a_score_from_other_inputs(pipeline: Pipel
     latest = pipeline.instance.fetch_materializations(
         AssetKey("score"), limit=1).records[0].asset_materialization
     assert latest.metadata["fingerprint"].value not in compared
+
+
+def test_a_moved_working_area_recomputes_nothing(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A finished working area (warehouse, index, models, readers, Dagster's instance) moved
+    to another folder and run from there, inputs unchanged: nothing is retrieved, ranked,
+    trained or read again, and no step computes."""
+    first, moved = tmp_path / "first", tmp_path / "moved"
+    (first / "dagster_home").mkdir(parents=True)
+    monkeypatch.setenv("SCIENCE_EXAM_WORKDIR", str(first / "work"))
+    with DagsterInstance.local_temp(tempdir=str(first / "dagster_home")) as instance:
+        Pipeline(first, instance).run()
+    shutil.copytree(first, moved)
+    for name in ("work", "index", "models", "warehouse.duckdb", "out"):  # moved, not copied
+        target = first / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    monkeypatch.setenv("SCIENCE_EXAM_WORKDIR", str(moved / "work"))
+    work = Counted(monkeypatch)
+    with DagsterInstance.local_temp(tempdir=str(moved / "dagster_home")) as instance:
+        metadata = Pipeline(moved, instance, dump=first / "dump").run()
+    recomputed = sorted(name for name, values in metadata.items()
+                        if values.get("up_to_date") is False)
+    assert (recomputed, sum(work.take().values())) == ([], 0)

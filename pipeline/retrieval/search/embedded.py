@@ -92,7 +92,9 @@ class TantivyIndex(LexicalIndex):
 
     @property
     def name(self) -> str:
-        return str(self.path)
+        """The folder's own name, not its path: the generation alone is unique, and a working
+        area copied or moved elsewhere must keep the index key its warehouse recorded."""
+        return self.path.name
 
     def generation(self) -> str | None:
         generation = self._current()
