@@ -17,8 +17,7 @@ print(json.dumps(sorted([key.to_user_string(), sorted(p.to_user_string() for p i
 
 
 def _graph(environment: dict[str, str]) -> list:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("SEARCH_BACKEND", "CAUSAL_LM_RANKINGS")} | environment
+    env = {k: v for k, v in os.environ.items() if k != "SEARCH_BACKEND"} | environment
     out = subprocess.run([sys.executable, "-c", GRAPH], cwd=PROJECT_ROOT, env=env, check=True,
                          capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
@@ -30,4 +29,4 @@ def test_the_graph_does_not_depend_on_the_environment() -> None:
     plain = _graph({})
     assert ["cascade", ["blend_weights", "questions", "ranking_edit_distance", "ranking_es",
                         "ranking_semantic"]] in plain
-    assert _graph({"SEARCH_BACKEND": "elasticsearch", "CAUSAL_LM_RANKINGS": "semantic"}) == plain
+    assert _graph({"SEARCH_BACKEND": "elasticsearch"}) == plain
