@@ -15,12 +15,11 @@ from dagster import (
     AssetsDefinition,
     Config,
     MaterializeResult,
-    asset,
     asset_check,
 )
 from pydantic import Field
 
-from assets.incremental import code_version, run_step
+from assets.incremental import run_step, versioned_asset
 from assets.questions import questions
 from assets.rankings import RANKINGS
 from pipeline.answering import (
@@ -42,7 +41,6 @@ from pipeline.paths import work_dir
 from pipeline.questions.roles import TRAIN_RANKING
 from resources import WAREHOUSE_POOL, ModelStore, ReaderSettings, Teacher, Warehouse
 
-CODE_VERSION = code_version(__name__)
 SOURCES = [logit_table.source_name(reader, ranking)
            for reader in cheap_readers.READERS for ranking in RANKINGS]
 
@@ -77,9 +75,9 @@ class TrainReaderConfig(Config):
                                          "in the backward pass: long contexts on one GPU.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
-       kinds={"pytorch", "duckdb"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
+                 kinds={"pytorch", "duckdb"})
 def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
                    warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
     """The multiple-choice encoder fine-tuned on the train questions with their contexts under
@@ -127,9 +125,9 @@ class TeacherLogitsConfig(Config):
                                       "after this many seconds (cached ones are free).")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
-       kinds={"duckdb", "llama.cpp"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
+                 kinds={"duckdb", "llama.cpp"})
 def teacher_logits(context: AssetExecutionContext, config: TeacherLogitsConfig,
                    warehouse: Warehouse, models: ModelStore, teacher: Teacher
                    ) -> MaterializeResult:
@@ -156,10 +154,9 @@ class DistilledReaderConfig(TrainReaderConfig):
                                       "temperatures to try with each gold weight.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING], trained_reader,
-                                     teacher_logits], kinds={"pytorch", "duckdb"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING], trained_reader,
+                                               teacher_logits], kinds={"pytorch", "duckdb"})
 def distilled_reader(context: AssetExecutionContext, config: DistilledReaderConfig,
                      warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
     """The multiple-choice reader distilled from the teacher: one student per (gold weight,
@@ -187,10 +184,9 @@ class ScorecardConfig(Config):
                                           "teacher reads (the first N; null: all, 0: none).")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
-                                     distilled_reader], kinds={"duckdb", "pytorch"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
+                                               distilled_reader], kinds={"duckdb", "pytorch"})
 def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConfig,
                            warehouse: Warehouse, models: ModelStore, teacher: Teacher
                            ) -> MaterializeResult:
@@ -214,13 +210,12 @@ def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
     deps = [questions, RANKINGS[ranking], *([distilled_reader] if reader == "multiple_choice"
                                             else [])]
 
-    @asset(pool=WAREHOUSE_POOL,
-           name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
-           kinds={"duckdb"} if reader == "lexical" else {"duckdb", "pytorch"},
-           code_version=CODE_VERSION,
-           description=f"Five logits per question from the {reader} reader, reading the "
-           f"{ranking} ranking's contexts: test, validation and blend questions, each "
-           "(question, context) read once and cached.")
+    @versioned_asset(pool=WAREHOUSE_POOL,
+                     name=f"logits_{reader}_{ranking}", group_name="answering", deps=deps,
+                     kinds={"duckdb"} if reader == "lexical" else {"duckdb", "pytorch"},
+                     description=f"Five logits per question from the {reader} reader, reading the "
+                     f"{ranking} ranking's contexts: test, validation and blend questions, each "
+                     "(question, context) read once and cached.")
     def _logits(context: AssetExecutionContext, warehouse: Warehouse, readers: ReaderSettings,
                 models: ModelStore) -> MaterializeResult:
         readers.configure_torch()
@@ -254,9 +249,8 @@ class BlendConfig(Config):
                                "scored. Deselect their logits assets to skip them too.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, *LOGITS], kinds={"duckdb", "scikitlearn"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, *LOGITS], kinds={"duckdb", "scikitlearn"})
 def blend_weights(context: AssetExecutionContext, config: BlendConfig,
                   warehouse: Warehouse) -> MaterializeResult:
     """The cheap readers blended: per-question z-scored logits weighted by a conditional
@@ -303,9 +297,9 @@ class CascadeConfig(Config):
         "questions); `blend` treats them like the rest.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, blend_weights, *RANKINGS.values()],
-       kinds={"duckdb", "llama.cpp"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, blend_weights, *RANKINGS.values()],
+                 kinds={"duckdb", "llama.cpp"})
 def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Warehouse,
             models: ModelStore) -> MaterializeResult:
     """The confidence cascade: the heavy reader (a 1.5B causal LM by default) reads the
@@ -338,9 +332,8 @@ class SubmissionConfig(Config):
                       description="Where submission.csv is written.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, cascade], kinds={"csv"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, cascade], kinds={"csv"})
 def submission(context: AssetExecutionContext, config: SubmissionConfig,
                warehouse: Warehouse) -> MaterializeResult:
     """submission.csv: `id,prediction` with the three best letters per test question
@@ -355,9 +348,8 @@ def submission(context: AssetExecutionContext, config: SubmissionConfig,
             state=lambda: {"file": submission_file.file_version(path)})
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="answering", deps=[questions, cascade, *LOGITS], kinds={"duckdb"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="answering", deps=[questions, cascade, *LOGITS], kinds={"duckdb"})
 def score(context: AssetExecutionContext, warehouse: Warehouse) -> MaterializeResult:
     """MAP@3 on the validation questions with a 95% bootstrap interval: of the answers
     (the cascade), of the cheap blend, of every (reader, ranking) source and of the heavy

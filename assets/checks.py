@@ -32,15 +32,16 @@ def violations(warehouse: Warehouse, query: str, description: str,
 def table_checks(asset: AssetsDefinition, checks: Iterable[Check]) -> list[AssetChecksDefinition]:
     """One asset check per rule the domain module that owns the asset's table declares.
 
-    They are blocking: a table that breaks its integrity rules (duplicate ids, chunks without
-    an article, passages pointing at nothing) would feed every model step after it, so in the
-    run that fails the check nothing downstream of the asset runs."""
+    Integrity rules are blocking (``Check.blocking``): a table that breaks one (duplicate ids,
+    chunks without an article, an index out of step with the chunks) would feed every model
+    step after it, so in the run that fails the check nothing downstream of the asset runs."""
     return [_table_check(asset, check) for check in checks]
 
 
 def _table_check(asset: AssetsDefinition, check: Check) -> AssetChecksDefinition:
     @asset_check(pool=WAREHOUSE_POOL,
-                 asset=asset, name=check.name, description=check.description, blocking=True)
+                 asset=asset, name=check.name, description=check.description,
+                 blocking=check.blocking)
     def _check(warehouse: Warehouse) -> AssetCheckResult:
         return violations(warehouse, check.query, check.problem)
     return _check

@@ -5,17 +5,14 @@ from dagster import (
     Config,
     DataVersion,
     MaterializeResult,
-    asset,
 )
 from pydantic import Field
 
 from assets.checks import table_checks
-from assets.incremental import as_metadata, code_version, report_failure, run_step
+from assets.incremental import as_metadata, report_failure, run_step, versioned_asset
 from pipeline.corpus import article_table, chunk_table, dump_table
 from pipeline.paths import SAMPLE_DUMP, work_dir
 from resources import WAREHOUSE_POOL, Warehouse
-
-CODE_VERSION = code_version(__name__)
 
 
 class DumpConfig(Config):
@@ -49,8 +46,8 @@ class ChunkConfig(Config):
         default=1, description="Trailing sentences of a chunk repeated at the start of the next.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="corpus", kinds={"duckdb"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="corpus", kinds={"duckdb"})
 def dump_files(context: AssetExecutionContext, config: DumpConfig,
                warehouse: Warehouse) -> MaterializeResult:
     """The dump shards at the configured location, with their sizes and fingerprints.
@@ -66,8 +63,8 @@ def dump_files(context: AssetExecutionContext, config: DumpConfig,
                              metadata=as_metadata(work.metadata))
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="corpus", kinds={"duckdb"}, deps=[dump_files], code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="corpus", kinds={"duckdb"}, deps=[dump_files])
 def wiki_articles(context: AssetExecutionContext, config: ArticlesConfig,
                   warehouse: Warehouse) -> MaterializeResult:
     """Namespace-0 articles of every shard; where shards disagree, the higher version wins.
@@ -88,8 +85,8 @@ def wiki_articles(context: AssetExecutionContext, config: ArticlesConfig,
             describe=lambda: article_table.describe(db))
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="corpus", kinds={"duckdb"}, deps=[wiki_articles], code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="corpus", kinds={"duckdb"}, deps=[wiki_articles])
 def wiki_chunks(context: AssetExecutionContext, config: ChunkConfig,
                 warehouse: Warehouse) -> MaterializeResult:
     """Sentence-aligned chunks of every article (at most `max_chars` characters, sentences

@@ -20,7 +20,7 @@ Every asset uses it the same way: the domain module that owns the asset's table 
 function that computes it and returns :class:`~pipeline.steps.Work`, and one that describes
 the table as it stands; the asset reads its config and hands both to :func:`run_step`::
 
-    @asset(group_name="corpus", code_version=code_version(__name__), kinds={"duckdb"})
+    @versioned_asset(pool=WAREHOUSE_POOL, group_name="corpus", kinds={"duckdb"})
     def wiki_chunks(context, config: ChunkConfig, warehouse: Warehouse) -> MaterializeResult:
         # the docstring: what the asset holds, as the UI shows it
         with warehouse.get_connection() as db:
@@ -31,14 +31,20 @@ the table as it stands; the asset reads its config and hands both to :func:`run_
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import inspect
 import json
+import sys
+import textwrap
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import duckdb
 from dagster import (
+    AssetChecksDefinition,
     AssetExecutionContext,
+    AssetsDefinition,
     Config,
     DataVersion,
     Failure,
@@ -46,6 +52,7 @@ from dagster import (
     MetadataValue,
     TableColumn,
     TableSchema,
+    asset,
 )
 
 from pipeline.questions.work_keys import basis_key
@@ -73,12 +80,87 @@ RUNTIME_FIELDS = frozenset({"device", "threads", "parse_workers"})
 # name the edges of the graph; their code reaches it through their outputs' data versions.
 ASSET_MODULES = frozenset({"assets.corpus", "assets.questions", "assets.retrieval",
                            "assets.rankings", "assets.answering"})
+SOURCE_PACKAGES = frozenset({"pipeline", "resources", "assets"})
 
 
-def code_version(module: str) -> str:
-    """The code version of the assets defined in ``module``: derived from its source and the
-    domain modules it runs (:mod:`pipeline.source_version`), so an edit is never missed."""
-    return source_version(module, skip=ASSET_MODULES)
+def function_code_version(function: Callable[..., Any]) -> str:
+    """The code version of one asset: a hash of its function's source, of the asset-layer
+    helpers and config classes it names (their own sources, followed the same way), and of the
+    project modules it names outside the asset layer, with everything they import
+    (:func:`pipeline.source_version.source_version`: the domain functions it runs, the
+    resources of its parameters).
+
+    Why per function and not per module: the assets of one module would share one version, so
+    an edit to one asset (or to a resource another asset uses) would recompute them all; here
+    an edit reaches exactly the assets whose code it is. Other assets it names (its
+    dependencies) are left out: their code reaches it through their data versions.
+    """
+    sources: dict[str, str] = {}
+    modules: set[str] = set()
+    values: dict[str, str] = {}
+    pending: list[Any] = [function]
+    while pending:
+        item = pending.pop()
+        key = f"{item.__module__}.{item.__qualname__}"
+        if key in sources:
+            continue
+        source = textwrap.dedent(inspect.getsource(item))
+        sources[key] = source
+        scope = dict(vars(sys.modules[item.__module__]))
+        if inspect.isfunction(item):
+            scope.update(inspect.getclosurevars(item).nonlocals)
+        for name in sorted(_names(source)):
+            if name not in scope:
+                continue
+            value = scope[name]
+            if isinstance(value, AssetsDefinition | AssetChecksDefinition):
+                continue
+            owner = value.__name__ if inspect.ismodule(value) else getattr(
+                value, "__module__", None) if inspect.isclass(value) or callable(value) else None
+            if owner is None:
+                if _plain(value):
+                    values[f"{key}:{name}"] = repr(sorted(map(repr, value)) if isinstance(
+                        value, frozenset | set) else value)
+                continue
+            if owner.split(".")[0] not in SOURCE_PACKAGES:
+                continue
+            if owner in ASSET_MODULES and not inspect.ismodule(value):
+                pending.append(value)
+            else:
+                modules.add(owner)
+    digest = hashlib.sha256()
+    for key in sorted(sources):
+        digest.update(f"{key}\n{sources[key]}".encode())
+    for key in sorted(values):
+        digest.update(f"{key}={values[key]}".encode())
+    digest.update(source_version(*sorted(modules), skip=ASSET_MODULES).encode())
+    return digest.hexdigest()[:16]
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is a constant whose repr is its content (strings, numbers and
+    containers of them), not an object's identity (a list of asset definitions)."""
+    if isinstance(value, str | int | float | bool) or value is None:
+        return True
+    if isinstance(value, tuple | list | frozenset | set):
+        return all(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return all(_plain(k) and _plain(v) for k, v in value.items())
+    return False
+
+
+def _names(source: str) -> set[str]:
+    """The bare names a piece of source uses (``reader_training`` of
+    ``reader_training.train``)."""
+    return {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+
+
+def versioned_asset(**kwargs: Any) -> Callable[[Callable[..., Any]], AssetsDefinition]:
+    """``@asset`` with the code version of the function it decorates
+    (:func:`function_code_version`)."""
+    def decorate(function: Callable[..., Any]) -> AssetsDefinition:
+        return asset(code_version=function_code_version(function), **kwargs)(function)
+    return decorate
 
 
 def input_versions(context: AssetExecutionContext) -> dict[str, str | None]:

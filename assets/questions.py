@@ -1,16 +1,14 @@
 """The questions asset: test questions to answer, labelled validation questions to score on, and
 labelled blend and train questions to learn from (see :mod:`pipeline.questions.training_pool`)."""
 
-from dagster import AssetExecutionContext, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, Config, MaterializeResult
 from pydantic import Field
 
-from assets.incremental import code_version, run_step
+from assets.incremental import run_step, versioned_asset
 from pipeline.paths import QUESTIONS
 from pipeline.questions import question_sets
 from pipeline.questions.question_sets import QuestionSets
 from resources import WAREHOUSE_POOL, Warehouse
-
-CODE_VERSION = code_version(__name__)
 
 
 class QuestionsConfig(Config):
@@ -72,8 +70,8 @@ class QuestionsConfig(Config):
         "(for quick runs).")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="questions", kinds={"duckdb"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="questions", kinds={"duckdb"})
 def questions(context: AssetExecutionContext, config: QuestionsConfig,
               warehouse: Warehouse) -> MaterializeResult:
     """The questions of a run, validated row by row and tagged with their role: test (to

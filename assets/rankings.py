@@ -10,13 +10,12 @@ from dagster import (
     AssetsDefinition,
     Config,
     MaterializeResult,
-    asset,
     asset_check,
 )
 from pydantic import Field
 
 from assets.checks import violations
-from assets.incremental import code_version, run_step, step_basis
+from assets.incremental import run_step, step_basis, versioned_asset
 from assets.questions import questions
 from assets.retrieval import candidate_passages, chunk_embeddings
 from pipeline.questions.roles import ranked_roles
@@ -24,8 +23,6 @@ from pipeline.rankings import context_table, ranking_step
 from pipeline.rankings.orders import rank_by_edit_distance, rank_by_search
 from pipeline.rankings.semantic import VectorCache, rank_all
 from resources import WAREHOUSE_POOL, ContextBudget, ModelStore, SentenceEmbedders, Warehouse
-
-CODE_VERSION = code_version(__name__)
 
 
 def _rank(context: AssetExecutionContext, ranking: str, rank_all: ranking_step.RankAll,
@@ -47,9 +44,8 @@ def _rank(context: AssetExecutionContext, ranking: str, rank_all: ranking_step.R
             state=state, stored=lambda: ranking_step.stored_version(db, ranking))
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"})
 def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
     """Candidates by their search score (BM25 from the lexical index, tantivy or Elasticsearch
@@ -58,9 +54,8 @@ def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
                  warehouse, context_budget, models)
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"})
 def ranking_edit_distance(context: AssetExecutionContext, warehouse: Warehouse,
                           context_budget: ContextBudget, models: ModelStore
                           ) -> MaterializeResult:
@@ -78,9 +73,9 @@ class SemanticConfig(Config):
                                  "the mean option-passage similarity.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
-       kinds={"duckdb", "pytorch"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="rankings", deps=[candidate_passages, chunk_embeddings, questions],
+                 kinds={"duckdb", "pytorch"})
 def ranking_semantic(context: AssetExecutionContext, config: SemanticConfig,
                      warehouse: Warehouse, context_budget: ContextBudget, models: ModelStore,
                      embedders: SentenceEmbedders) -> MaterializeResult:

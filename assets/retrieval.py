@@ -5,13 +5,12 @@ from dagster import (
     AssetExecutionContext,
     Config,
     MaterializeResult,
-    asset,
 )
 from pydantic import Field
 
 from assets.checks import table_checks
 from assets.corpus import wiki_chunks
-from assets.incremental import code_version, run_step, step_basis
+from assets.incremental import run_step, step_basis, versioned_asset
 from assets.questions import questions
 from pipeline.retrieval import candidates, retrieval_steps
 from pipeline.retrieval.search import sync
@@ -24,8 +23,6 @@ from resources import (
     Warehouse,
 )
 
-CODE_VERSION = code_version(__name__)
-
 
 class IndexConfig(Config):
     batch_size: int = Field(default=1000, description="Chunks sent to the index per batch.")
@@ -33,9 +30,8 @@ class IndexConfig(Config):
                           "even if the current one could be updated in place.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="retrieval", deps=[wiki_chunks], kinds={"tantivy", "elasticsearch"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="retrieval", deps=[wiki_chunks], kinds={"tantivy", "elasticsearch"})
 def lexical_index(context: AssetExecutionContext, config: IndexConfig, warehouse: Warehouse,
                   lexical_search: LexicalSearch) -> MaterializeResult:
     """BM25 index of every chunk: embedded tantivy by default (nothing to start), or an
@@ -59,9 +55,8 @@ class EmbeddingsConfig(Config):
         "semantic ranking; set candidate_passages.dense_k to 0 with it.")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="retrieval", deps=[wiki_chunks], kinds={"duckdb", "pytorch"},
-       code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="retrieval", deps=[wiki_chunks], kinds={"duckdb", "pytorch"})
 def chunk_embeddings(context: AssetExecutionContext, config: EmbeddingsConfig,
                      warehouse: Warehouse, embedders: SentenceEmbedders, models: ModelStore,
                      vector_search: VectorSearch) -> MaterializeResult:
@@ -98,9 +93,9 @@ class CandidateConfig(Config):
                          "retrieval with the prompt embedder (0: lexical only).")
 
 
-@asset(pool=WAREHOUSE_POOL,
-       group_name="retrieval", deps=[questions, lexical_index, chunk_embeddings, wiki_chunks],
-       kinds={"duckdb"}, code_version=CODE_VERSION)
+@versioned_asset(pool=WAREHOUSE_POOL,
+                 group_name="retrieval", kinds={"duckdb"},
+                 deps=[questions, lexical_index, chunk_embeddings, wiki_chunks])
 def candidate_passages(context: AssetExecutionContext, config: CandidateConfig,
                        warehouse: Warehouse, lexical_search: LexicalSearch,
                        embedders: SentenceEmbedders, models: ModelStore,

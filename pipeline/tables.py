@@ -22,12 +22,15 @@ class Column(NamedTuple):
 
 class Check(NamedTuple):
     """A data-quality rule of a table, written as a query for the rows that break it: it
-    holds when the query finds none. ``problem`` names what an offending row is."""
+    holds when the query finds none. ``problem`` names what an offending row is. A
+    ``blocking`` rule guards what later steps read (broken, it stops them); one that is not
+    reports a state the user may accept (a shard skipped as corrupt)."""
 
     name: str
     description: str
     query: str
     problem: str
+    blocking: bool = True
 
 
 def option_columns(prefix: str = "") -> str:

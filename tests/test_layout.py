@@ -42,11 +42,13 @@ def test_nothing_imports_the_edge() -> None:
 
 
 def asset_functions(path: Path) -> list[ast.FunctionDef]:
-    """Functions decorated with ``@asset(...)``, nested ones (asset factories) included."""
+    """Functions decorated with ``@asset(...)`` or ``@versioned_asset(...)``, nested ones (asset
+    factories) included."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.FunctionDef) and any(
-                isinstance(d, ast.Call) and getattr(d.func, "id", None) == "asset"
+                isinstance(d, ast.Call)
+                and getattr(d.func, "id", None) in ("asset", "versioned_asset")
                 for d in node.decorator_list):
             found.append(node)
     return found
