@@ -1,53 +1,71 @@
-"""Fail unless the latest run of a job found the given assets up to date (did no work).
+"""Fail if a run did any work: everything it could have written is compared before and after.
 
-    DAGSTER_HOME=var/dagster_home python .ci/assert_up_to_date.py JOB [ASSET ...]
+    python .ci/assert_up_to_date.py snapshot WORKDIR > before.json
+    make run ...
+    python .ci/assert_up_to_date.py compare WORKDIR before.json
 
-Without assets, every asset the job materialises is checked but ``dump_files``, which stats the
-shards on every run (that is how it notices a change) and has no "up to date" of its own.
-
-Reads the run and its materialisations from the persistent Dagster instance, the same records
-the web UI shows.
+A snapshot holds every warehouse table's row count and an order-free hash of its rows, and the
+size and modification time of every file of the working area (indexes, trained readers, the
+submission, assembled models) except Dagster's own records and the warehouse file itself, whose
+tables are compared instead. A run that recomputed anything (retrieved, ranked, read, trained,
+indexed, wrote a file) changes one of them; the steps' own "up to date" flags are not read.
 """
 
+import json
 import sys
+from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, RunsFilter
+import duckdb
 
-
-def main(job: str, assets: list[str]) -> int:
-    with DagsterInstance.get() as instance:
-        runs = instance.get_runs(RunsFilter(job_name=job), limit=1)
-        if not runs:
-            print(f"no run of {job} in {instance.root_directory}")
-            return 1
-        run = runs[0]
-        if not assets:
-            assets = sorted(key.to_user_string()
-                            for key in instance.get_asset_keys()
-                            if key != AssetKey("dump_files") and _in_run(instance, key, run))
-            if not assets:
-                print(f"run {run.run_id} materialised no asset")
-                return 1
-        failures = []
-        for asset in assets:
-            entry = instance.get_latest_materialization_event(AssetKey(asset))
-            event = entry.asset_materialization if entry else None
-            if entry is None or event is None or entry.run_id != run.run_id:
-                failures.append(f"{asset}: not materialised by run {run.run_id}")
-            elif event.metadata["up_to_date"].value is not True:
-                failures.append(f"{asset}: run {run.run_id} recomputed it: "
-                                f"{ {k: v.value for k, v in event.metadata.items()} }")
-            else:
-                print(f"{asset}: up to date in run {run.run_id}, no work done")
-        for failure in failures:
-            print(failure)
-        return 1 if failures else 0
+SKIPPED = ("dagster_home", "staging")  # Dagster's run records; scratch space
+WAREHOUSE = "warehouse.duckdb"
 
 
-def _in_run(instance: DagsterInstance, key: AssetKey, run) -> bool:
-    entry = instance.get_latest_materialization_event(key)
-    return entry is not None and entry.run_id == run.run_id
+def snapshot(workdir: Path) -> dict[str, dict]:
+    tables: dict[str, list] = {}
+    with duckdb.connect(str(workdir / WAREHOUSE), read_only=True) as db:
+        for (name,) in db.execute("SELECT table_name FROM information_schema.tables "
+                                  "WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall():
+            rows, digest = db.execute(
+                f'SELECT count(*), coalesce(sum(hash(t)), 0)::VARCHAR FROM "{name}" t'
+            ).fetchone()
+            tables[name] = [rows, digest]
+    files = {}
+    for path in sorted(workdir.rglob("*")):
+        relative = path.relative_to(workdir)
+        if path.is_file() and relative.parts[0] not in SKIPPED \
+                and not relative.name.startswith(WAREHOUSE):
+            stat = path.stat()
+            files[str(relative)] = [stat.st_size, stat.st_mtime_ns]
+    return {"tables": tables, "files": files}
+
+
+def compare(before: dict[str, dict], after: dict[str, dict]) -> list[str]:
+    changes = []
+    for kind in ("tables", "files"):
+        for name in sorted(before[kind].keys() | after[kind].keys()):
+            old, new = before[kind].get(name), after[kind].get(name)
+            if old != new:
+                changes.append(f"{kind[:-1]} {name}: {old} -> {new}")
+    return changes
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] not in ("snapshot", "compare"):
+        print(__doc__)
+        return 2
+    workdir = Path(argv[1])
+    if argv[0] == "snapshot":
+        print(json.dumps(snapshot(workdir)))
+        return 0
+    before = json.loads(Path(argv[2]).read_text())
+    changes = compare(before, snapshot(workdir))
+    for change in changes:
+        print(f"the run did work: {change}")
+    if not changes:
+        print(f"no table of the warehouse and no file of {workdir} changed: the run did no work")
+    return 1 if changes else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2:]))
+    sys.exit(main(sys.argv[1:]))

@@ -24,7 +24,7 @@ a learnt scale. Why this form on a CPU with a few hundred training questions:
   first version put a new head on BERT's [CLS]/pooler path, which that checkpoint never
   trained, and stayed at chance (loss ln 5 throughout). A cross-encoder with a mean-pooled head
   over (question + option, context) pairs, the formulation tried next, did not learn either in
-  a CPU epoch over the 624 stem_1k train questions (loss 1.604 to 1.609 over 78 steps): the
+  a CPU epoch over the 624 train questions stem_1k had then (loss 1.604 to 1.609, 78 steps): the
   five pairs differ only in a few option tokens, so their pooled vectors barely differ. (The
   ``cross_encoder`` kind scores pairs with the model's own multiple-choice head instead; its
   learning curve on this CPU is in the README beside this reader's.)
