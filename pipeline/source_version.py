@@ -12,6 +12,7 @@ module recomputes too, which is the safe side of the trade.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from pathlib import Path
 
@@ -31,12 +32,26 @@ def _module_file(root: Path, module: str) -> Path | None:
 
 def _imports(root: Path, module: str, path: Path) -> set[str]:
     """The project modules ``module`` imports, with the packages that hold them."""
-    tree = ast.parse(path.read_text(), filename=str(path))
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(tree):
+    for name in _imported_names(package, path.read_text()):
+        parts = name.split(".")
+        for depth in range(1, len(parts) + 1):  # the module and its packages' __init__
+            if _module_file(root, ".".join(parts[:depth])):
+                found.add(".".join(parts[:depth]))
+    return found
+
+
+@functools.cache
+def _imported_names(package: str, source: str) -> tuple[str, ...]:
+    """The dotted names of the project's packages that ``source`` (a module of ``package``)
+    imports, each a module or a name in one. Cached by content: every asset's code version
+    walks the same modules (parsing them again cost seconds at each start), and an edited file
+    is a new key."""
+    names: list[str] = []
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
+            names += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
@@ -44,17 +59,8 @@ def _imports(root: Path, module: str, path: Path) -> set[str]:
                 base = ".".join([*parent, *filter(None, [node.module])])
             # ``from pipeline import contexts`` imports a module; ``from pipeline.x import f``
             # a name of one: try both.
-            names = [base, *(f"{base}.{alias.name}" for alias in node.names)]
-        else:
-            continue
-        for name in names:
-            if name.split(".")[0] not in PACKAGES:
-                continue
-            parts = name.split(".")
-            for depth in range(1, len(parts) + 1):  # the module and its packages' __init__
-                if _module_file(root, ".".join(parts[:depth])):
-                    found.add(".".join(parts[:depth]))
-    return found
+            names += [base, *(f"{base}.{alias.name}" for alias in node.names)]
+    return tuple(name for name in names if name.split(".")[0] in PACKAGES)
 
 
 def module_closure(*modules: str, root: Path = PROJECT_ROOT,
