@@ -390,7 +390,11 @@ class CausalLMReader:
             last = out.logits[torch.arange(len(rows), device=self.device), ends]
         read = {k: self.answers.yes_no() if self.scoring == "option" else self.answers.letters(k)
                 for k in set(options)}
-        answers = [last[r, read[options[i]]].double().cpu().numpy()
+        # The answer tokens' columns only, brought to the host in one transfer for the batch.
+        wanted = sorted({token for tokens in read.values() for token in tokens})
+        column = {token: j for j, token in enumerate(wanted)}
+        picked = last[:, wanted].double().cpu().numpy()
+        answers = [picked[r, [column[token] for token in read[options[i]]]]
                    for r, (i, _) in enumerate(rows)]
         scores, r = [], 0
         for i, (_, suffixes) in enumerate(prompts):
