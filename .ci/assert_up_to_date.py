@@ -4,11 +4,12 @@
     make run ...
     python .ci/assert_up_to_date.py compare WORKDIR before.json
 
-A snapshot holds every warehouse table's row count and an order-free hash of its rows, and the
-size and modification time of every file of the working area (indexes, trained readers, the
-submission, assembled models) except Dagster's own records and the warehouse file itself, whose
-tables are compared instead. A run that recomputed anything (retrieved, ranked, read, trained,
-indexed, wrote a file) changes one of them; the steps' own "up to date" flags are not read.
+A snapshot holds every warehouse table's row count and an order-free hash of its rows
+(:func:`pipeline.tables.table_versions`), and the size and modification time of every file of
+the working area (indexes, trained readers, the submission, assembled models) except Dagster's
+own records and the warehouse file itself, whose tables are compared instead. A run that
+recomputed anything (retrieved, ranked, read, trained, indexed, wrote a file) changes one of
+them; the steps' own "up to date" flags are not read.
 """
 
 import json
@@ -17,19 +18,15 @@ from pathlib import Path
 
 import duckdb
 
+from pipeline.tables import table_versions
+
 SKIPPED = ("dagster_home", "staging")  # Dagster's run records; scratch space
 WAREHOUSE = "warehouse.duckdb"
 
 
 def snapshot(workdir: Path) -> dict[str, dict]:
-    tables: dict[str, list] = {}
     with duckdb.connect(str(workdir / WAREHOUSE), read_only=True) as db:
-        for (name,) in db.execute("SELECT table_name FROM information_schema.tables "
-                                  "WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall():
-            rows, digest = db.execute(
-                f'SELECT count(*), coalesce(sum(hash(t)), 0)::VARCHAR FROM "{name}" t'
-            ).fetchone()
-            tables[name] = [rows, digest]
+        tables = table_versions(db)
     files = {}
     for path in sorted(workdir.rglob("*")):
         relative = path.relative_to(workdir)

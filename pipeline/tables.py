@@ -107,6 +107,14 @@ def content_version(db: duckdb.DuckDBPyConnection, table: str, columns: str) -> 
     return f"{rows}-{int(digest):016x}"
 
 
+def table_versions(db: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """The :func:`content_version` of every table of the database, whole rows: two snapshots
+    taken around a run show whether it wrote anything, whatever its steps report."""
+    names = db.execute("SELECT table_name FROM information_schema.tables "
+                       "WHERE table_type = 'BASE TABLE' ORDER BY 1").fetchall()
+    return {name: content_version(db, f'"{name}" t', "t") for (name,) in names}
+
+
 def markdown_preview(db: duckdb.DuckDBPyConnection, query: str, width: int = 80) -> str:
     """A markdown table of a few rows, each value cut to ``width`` characters."""
     cursor = db.execute(query)

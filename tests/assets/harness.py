@@ -23,6 +23,7 @@ from assets.corpus import ChunkConfig, DumpConfig, dump_files, wiki_articles, wi
 from assets.questions import QuestionsConfig, questions
 from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic
 from assets.retrieval import candidate_passages, chunk_embeddings, lexical_index
+from pipeline.tables import table_versions
 from resources import (
     ContextBudget,
     LexicalSearch,
@@ -105,6 +106,11 @@ class Pipeline:
             k: v.value for k, v in
             result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
             for asset in ASSETS}
+
+    def table_versions(self) -> dict[str, str]:
+        """Every warehouse table's content version: compared around a run, what it wrote."""
+        with duckdb.connect(str(self.database), read_only=True) as db:
+            return table_versions(db)
 
     def query(self, sql: str, read_only: bool = True) -> list[tuple]:
         with duckdb.connect(str(self.database), read_only=read_only) as db:

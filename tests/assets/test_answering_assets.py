@@ -8,7 +8,9 @@ import duckdb
 import pytest
 from dagster import DagsterInstance, Definitions
 
+from assets.incremental import DATA_VERSION_TAG
 from assets.lineage import lineage
+from tests.assets.counted_work import Counted
 from tests.assets.harness import (
     ASSETS,
     SCORECARD_TEACHER_QUESTIONS,
@@ -143,7 +145,7 @@ def test_score_reports_the_blend_and_every_source_with_intervals(pipeline: Pipel
 
 
 def test_validation_answers_cannot_change_the_blend_only_its_measured_score(
-        pipeline: Pipeline, tmp_path: Path) -> None:
+        pipeline: Pipeline, tmp_path: Path, work: Counted) -> None:
     """The blend is chosen and fitted on the blend questions: relabelling every validation
     question moves the validation MAP@3 it reports, never the method or the weights."""
     before = pipeline.query("SELECT source, weight, method FROM blend_weights ORDER BY source")
@@ -161,11 +163,12 @@ def test_validation_answers_cannot_change_the_blend_only_its_measured_score(
         changed = pipeline.run(validation=relabelled)
         after = pipeline.query("SELECT source, weight, method FROM blend_weights "
                                "ORDER BY source")
-        assert changed["blend_weights"]["up_to_date"] is False  # it did run again
+        counts = work.take()
+        assert counts["blended"] == 1  # it did fit again
         assert after == before
-        # Nor what the students learn from, nor which student the blend reads.
-        for name in ("teacher_logits", "trained_reader", "distilled_reader"):
-            assert changed[name]["up_to_date"] is True, name
+        # Nor what the students learn from, nor which student the blend reads: no reader
+        # trained, and the teacher read nothing.
+        assert (counts["trained"], counts["heavy_read"]) == (0, 0)
         moved = {k: v for k, v in changed["blend_weights"].items()
                  if k.startswith("validation_map_at_3_")}
         assert set(moved) == set(measured) and moved != measured
@@ -174,23 +177,26 @@ def test_validation_answers_cannot_change_the_blend_only_its_measured_score(
 
 
 def test_rerun_does_nothing_then_a_chunk_size_change_is_traced_by_lineage(
-        pipeline: Pipeline) -> None:
+        pipeline: Pipeline, work: Counted) -> None:
+    tables = pipeline.table_versions()
     again = pipeline.run()
-    recomputed = [name for name, meta in again.items()
-                  if name != "dump_files" and meta["up_to_date"] is not True]
-    assert recomputed == [], f"a no-change re-run recomputed {recomputed}"
+    assert sum(work.take().values()) == 0, "a no-change re-run did work"
+    assert pipeline.table_versions() == tables
     assert again["score"]["map_at_3"] == pipeline.first["score"]["map_at_3"]
     definitions = Definitions(assets=ASSETS, resources=pipeline.resources())
     unchanged = lineage(pipeline.instance, definitions)
     assert unchanged.changed == [] and unchanged.score.left_top3 == []
 
-    changed = pipeline.run(max_chars=300)
+    versions = _data_versions(pipeline)
+    pipeline.run(max_chars=300)
+    counts = work.take()
+    assert all(counts[kind] for kind in ("indexed", "retrieved", "ranked", "trained"))
     report = lineage(pipeline.instance, definitions)
     named = {c.asset: c.what for c in report.changed}
     assert "config" in " ".join(named["wiki_chunks"])
     assert not UPSTREAM_OF_CHUNKS & set(named), "assets upstream of the change are not named"
-    recomputed = {name for name, meta in changed.items()
-                  if name != "dump_files" and meta["up_to_date"] is not True}
+    new_versions = _data_versions(pipeline)
+    recomputed = {name for name in new_versions if new_versions[name] != versions.get(name)}
     # (the scorecard measures the students on validation: it is not upstream of the score)
     downstream = recomputed - {"wiki_chunks", "score", "submission", "distillation_scorecard"}
     assert downstream <= set(named), f"changed but not named: {downstream - set(named)}"
@@ -198,3 +204,12 @@ def test_rerun_does_nothing_then_a_chunk_size_change_is_traced_by_lineage(
             "trained_reader", "logits_lexical_semantic", "blend_weights"} <= set(named)
     lines = "\n".join(report.lines())
     assert "MAP@3 (before -> after)" in lines and "lexical@semantic" in lines
+
+
+def _data_versions(pipeline: Pipeline) -> dict[str, str]:
+    """The data version each asset's latest materialisation recorded, by asset name."""
+    versions = {}
+    for asset in ASSETS:
+        record = pipeline.instance.get_latest_data_version_record(asset.key)
+        versions[asset.key.path[-1]] = record.asset_materialization.tags[DATA_VERSION_TAG]
+    return versions

@@ -3,73 +3,14 @@ ranked and read, readers trained), never by the caching mechanism's own up-to-da
 
 import csv
 import shutil
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from dagster import AssetKey, DagsterInstance
 
-from pipeline.answering import reading_cache, scorecard
-from pipeline.answering.readers import multiple_choice
-from pipeline.answering.readers.lexical import LexicalReader
-from pipeline.answering.readers.similarity import SimilarityReader
-from pipeline.rankings import ranking_step
-from pipeline.retrieval import candidates
+from tests.assets.counted_work import Counted
 from tests.assets.harness import MINILM, TEST, VALIDATION, Pipeline
-
-
-class Counted:
-    """Counts calls into the domain code while a test's runs execute."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.counts: Counter[str] = Counter()
-        # The scorecard times the students on the validation questions: what it scores is
-        # counted apart from the logits assets' reading.
-        self.measuring = False
-        measure = scorecard.student_rows
-
-        def measured(*args, **kwargs):
-            self.measuring = True
-            try:
-                return measure(*args, **kwargs)
-            finally:
-                self.measuring = False
-
-        monkeypatch.setattr(scorecard, "student_rows", measured)
-        self._wrap(monkeypatch, candidates, "build_queries", "retrieved")
-        self._wrap(monkeypatch, ranking_step, "pack_context", "ranked")
-        self._wrap(monkeypatch, multiple_choice, "train", "trained")
-        self._wrap(monkeypatch, reading_cache, "store", "heavy_read")  # one call a question
-        for name, cls in (("lexical", LexicalReader), ("similarity", SimilarityReader),
-                          ("multiple_choice", multiple_choice.MultipleChoiceReader)):
-            self._wrap_items(monkeypatch, cls, name)
-
-    def _wrap(self, monkeypatch: pytest.MonkeyPatch, owner: Any, attribute: str,
-              name: str) -> None:
-        original: Callable = getattr(owner, attribute)
-
-        def counted(*args, **kwargs):
-            self.counts[name] += 1
-            return original(*args, **kwargs)
-
-        monkeypatch.setattr(owner, attribute, counted)
-
-    def _wrap_items(self, monkeypatch: pytest.MonkeyPatch, cls: type, name: str) -> None:
-        original = cls.score_many
-
-        def counted(reader, items):
-            items = list(items)
-            self.counts["scorecard" if self.measuring else name] += len(items)
-            return original(reader, items)
-
-        monkeypatch.setattr(cls, "score_many", counted)
-
-    def take(self) -> Counter[str]:
-        """The counts since the last take."""
-        counts, self.counts = self.counts, Counter()
-        return counts
 
 
 @pytest.fixture(scope="module")
@@ -78,11 +19,6 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
         built = Pipeline(tmp_path_factory.mktemp("caching"), instance)
         built.first = built.run()
         yield built
-
-
-@pytest.fixture
-def work(monkeypatch: pytest.MonkeyPatch) -> Counted:
-    return Counted(monkeypatch)
 
 
 def _rewrite(source: Path, target: Path, edit: Callable[[list[dict]], list[dict]]) -> Path:
@@ -135,8 +71,10 @@ def test_a_new_test_file_costs_only_its_new_questions(pipeline: Pipeline, work: 
     assert counts["heavy_read"] == len(escalated - read_before)
     assert metadata["candidate_passages"]["questions_retrieved"] == 10
     assert pipeline.run(test=test) and sum(work.take().values()) == 0
-    pipeline.run()  # back to the two questions: the ten's rows go, nothing is computed
-    assert sum(work.take().values()) == 0
+    pipeline.run()  # back to the two questions: the ten's rows go, nothing is read again
+    counts = work.take()
+    assert counts.pop("blended") == 1  # (it applies the blend to the test questions again)
+    assert sum(counts.values()) == 0
     assert pipeline.query("SELECT count(*) FROM questions WHERE role = 'test'") == [(2,)]
     assert pipeline.query("SELECT count(DISTINCT question_id) FROM candidate_passages "
                           "WHERE role = 'test'") == [(2,)]
@@ -172,11 +110,11 @@ def test_rows_deleted_from_an_up_to_date_output_are_computed_again(
                             "AND ranking = 'semantic'")
     pipeline.query("DELETE FROM reader_logits WHERE reader = 'lexical' AND ranking = "
                    "'semantic' AND role = 'validation'", read_only=False)
-    metadata = pipeline.run()
-    assert metadata["logits_lexical_semantic"]["up_to_date"] is False
+    pipeline.run()
+    # The rows are back, served by the reading cache: nothing read again.
     assert pipeline.query("SELECT count(*) FROM reader_logits WHERE reader = 'lexical' "
                           "AND ranking = 'semantic'") == before
-    assert work.take()["lexical"] == 0  # served by the reading cache, not read again
+    assert work.take()["lexical"] == 0
     pipeline.query("DELETE FROM candidate_passages WHERE role = 'validation'", read_only=False)
     pipeline.run()
     validation = pipeline.query("SELECT count(*) FROM questions WHERE role = 'validation'")
@@ -198,11 +136,11 @@ def test_moving_training_to_another_device_does_not_retrain(pipeline: Pipeline,
 def test_which_sources_enter_the_blend_is_run_configuration(pipeline: Pipeline,
                                                            work: Counted) -> None:
     left_out = ("similarity@es", "lexical@es")
-    metadata = pipeline.run(blend_exclude=left_out)
+    pipeline.run(blend_exclude=left_out)
     blended = {source for (source,) in pipeline.query("SELECT source FROM blend_weights")}
     assert blended and not blended & set(left_out)
-    assert metadata["blend_weights"]["up_to_date"] is False
-    counts = work.take()  # no cheap reader read again (the cascade may escalate others)
+    counts = work.take()  # fitted again; no cheap reader read again (the cascade may
+    assert counts["blended"] == 1  # escalate other questions)
     assert not any(counts[name] for name in ("retrieved", "ranked", "lexical", "similarity",
                                              "multiple_choice", "trained"))
     pipeline.run()
@@ -232,7 +170,6 @@ def test_new_weights_at_the_same_path_are_read_with_again(pipeline: Pipeline, wo
         scored = pipeline.query("SELECT count(*) FROM reader_logits WHERE reader = "
                                 "'similarity'")[0][0]
         assert read > 0 and read <= scored
-        assert again["logits_similarity_semantic"]["up_to_date"] is False
         assert (again["logits_similarity_semantic"]["model_weights_sha256"]
                 != first["logits_similarity_semantic"]["model_weights_sha256"])
     finally:
@@ -257,7 +194,7 @@ def test_a_moved_working_area_recomputes_nothing(tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A finished working area (warehouse, index, models, readers, Dagster's instance) moved
     to another folder and run from there, inputs unchanged: nothing is retrieved, ranked,
-    trained or read again, and no step computes."""
+    trained, indexed, embedded or read again, and no table of the warehouse changes."""
     first, moved = tmp_path / "first", tmp_path / "moved"
     (first / "dagster_home").mkdir(parents=True)
     monkeypatch.setenv("SCIENCE_EXAM_WORKDIR", str(first / "work"))
@@ -270,7 +207,8 @@ def test_a_moved_working_area_recomputes_nothing(tmp_path: Path,
     monkeypatch.setenv("SCIENCE_EXAM_WORKDIR", str(moved / "work"))
     work = Counted(monkeypatch)
     with DagsterInstance.local_temp(tempdir=str(moved / "dagster_home")) as instance:
-        metadata = Pipeline(moved, instance, dump=first / "dump").run()
-    recomputed = sorted(name for name, values in metadata.items()
-                        if values.get("up_to_date") is False)
-    assert (recomputed, sum(work.take().values())) == ([], 0)
+        again = Pipeline(moved, instance, dump=first / "dump")
+        tables = again.table_versions()
+        again.run()
+    assert sum(work.take().values()) == 0
+    assert again.table_versions() == tables  # no step wrote anything

@@ -21,6 +21,7 @@ from assets.retrieval import (
     retrieval_checks,
 )
 from pipeline.retrieval.embeddings import Embedder
+from pipeline.tables import table_versions
 from resources import (
     ContextBudget,
     LexicalSearch,
@@ -29,6 +30,7 @@ from resources import (
     VectorSearch,
     Warehouse,
 )
+from tests.assets.counted_work import Counted
 from tests.conftest import FIXTURES
 from tests.elasticsearch_server import ElasticsearchTarget
 
@@ -73,6 +75,10 @@ class Pipeline:
             result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
             for asset in ASSETS}
 
+    def table_versions(self) -> dict[str, str]:
+        with duckdb.connect(str(self.database), read_only=True) as db:
+            return table_versions(db)
+
     def query(self, sql: str) -> list[tuple]:
         with duckdb.connect(str(self.database), read_only=True) as db:
             return db.execute(sql).fetchall()
@@ -115,22 +121,28 @@ def test_each_question_gets_its_source_article_in_context(pipeline: Pipeline) ->
         assert all(0 < tokens <= 128 for _, _, tokens in contexts.values())
 
 
-def test_rerun_is_up_to_date_and_a_new_budget_repacks_only_the_rankings(
-        pipeline: Pipeline) -> None:
-    again = pipeline.run()
-    assert {a: m["up_to_date"] for a, m in again.items() if a != "dump_files"} == {
-        a: True for a in again if a != "dump_files"}
-    repacked = pipeline.run(tokens=64)
-    assert repacked["candidate_passages"]["up_to_date"] is True
-    assert repacked["ranking_es"]["up_to_date"] is False
+def test_rerun_does_nothing_and_a_new_budget_repacks_only_the_rankings(
+        pipeline: Pipeline, work: Counted) -> None:
+    tables = pipeline.table_versions()
+    pipeline.run()
+    assert sum(work.take().values()) == 0
+    assert pipeline.table_versions() == tables
+    pipeline.run(tokens=64)
+    counts = work.take()
+    questions = pipeline.query("SELECT count(*) FROM questions")[0][0]
+    assert counts["ranked"] == len(RANKINGS) * questions
+    assert (counts["retrieved"], counts["indexed"]) == (0, 0)
+    changed = {name for name, version in pipeline.table_versions().items()
+               if tables.get(name) != version}
+    assert "packed_contexts" in changed and "candidate_passages" not in changed
     assert all(tokens <= 64 for _, _, tokens in pipeline.contexts("es").values())
 
 
 def test_a_deleted_index_is_rebuilt_although_nothing_upstream_changed(
-        pipeline: Pipeline) -> None:
+        pipeline: Pipeline, work: Counted) -> None:
     shutil.rmtree(pipeline.index)
     rebuilt = pipeline.run()
-    assert rebuilt["lexical_index"]["up_to_date"] is False
+    assert work.take()["indexed"] == pipeline.first["wiki_chunks"]["dagster/row_count"]
     assert rebuilt["lexical_index"]["rebuilt"] is True
     assert pipeline.contexts("es")["t1"][1][0] == "ABC islands"
 
@@ -184,7 +196,7 @@ def test_dense_retrieval_over_a_partly_embedded_corpus_fails_clearly(tmp_path: P
 
 
 def test_dense_retrieval_on_an_elasticsearch_knn_index_finds_the_exact_search_candidates(
-        tmp_path: Path, elasticsearch: ElasticsearchTarget) -> None:
+        tmp_path: Path, elasticsearch: ElasticsearchTarget, work: Counted) -> None:
     """The same run with the vectors in the warehouse and in a cluster's kNN index: every
     chunk's vector is written there, and the questions get the same candidates."""
     prefix = f"test-vectors-{uuid.uuid4().hex[:8]}"
@@ -201,7 +213,9 @@ def test_dense_retrieval_on_an_elasticsearch_knn_index_finds_the_exact_search_ca
         chunks = first["wiki_chunks"]["dagster/row_count"]
         assert first["chunk_embeddings"]["vectors_written"] == chunks
         assert first["chunk_embeddings"]["vectors_held"] == chunks
-        assert built.run()["chunk_embeddings"]["up_to_date"]
+        assert work.take()["vectors_written"] == chunks  # counted where they are written
+        built.run()
+        assert sum(work.take().values()) == 0
     with built.vector_search.elasticsearch("") as index:  # its client, to clean up
         index.client.indices.delete(index=first["chunk_embeddings"]["vector_index"])
     assert candidates["elasticsearch"] == candidates["duckdb"]
