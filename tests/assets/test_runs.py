@@ -1,6 +1,7 @@
 """Runs from the command line, as users start them, against the project's instance config:
-two at once queue for the warehouse instead of colliding, and a killed run is marked failed
-and does not hold the warehouse for the next."""
+two at once queue for the warehouse instead of colliding, a killed run is marked failed and
+does not hold the warehouse for the next, and the whole pipeline killed mid-step resumes to an
+uninterrupted run's outputs."""
 
 import itertools
 import os
@@ -11,10 +12,14 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
+import yaml
 from dagster import DagsterInstance, DagsterRunStatus
 
 from assets.run_guard import fail_abandoned
 from pipeline.paths import PROJECT_ROOT
+from tests.assets import harness
+from tests.conftest import FIXTURES
 
 JOB = '''
 import os, time
@@ -110,3 +115,123 @@ def test_a_killed_run_is_marked_failed_and_gives_the_warehouse_back(tmp_path: Pa
     # The killed run's slot is free: the next run gets the warehouse and finishes.
     code, output = Run(tmp_path, {**env, "HOLD_SECONDS": "0"}, "again").finish(timeout=120)
     assert code == 0, output
+
+
+def _pipeline_config(tmp_path: Path) -> Path:
+    """The harness's tiny pipeline (fixture dump and questions, small real models) as the run
+    config of ``answer_job``, for ``dagster job execute`` as users start it."""
+    config = {
+        "resources": {
+            "context_budget": {"config": {"tokens": 128}},
+            "embedders": {"config": {"option_model": harness.MINILM}},
+            "teacher": {"config": {"model": harness.SMOLLM, "context_tokens": 48}}},
+        "ops": {
+            "dump_files": {"config": {"location": str(tmp_path / "dump")}},
+            "questions": {"config": {
+                "test_path": str(harness.TEST), "validation_path": str(harness.VALIDATION),
+                "validation_split": False, "test_limit": None, "blend_size": 14,
+                "train_size": None,
+                "train_paths": [str(FIXTURES / "answering" / "pool.csv")]}},
+            "trained_reader": {"config": {"max_steps": 3, "batch_size": 4, "max_length": 128}},
+            "teacher_logits": {"config": {"max_questions": None}},  # all 22: time to kill it
+            "distilled_reader": {"config": {
+                "max_steps": 3, "batch_size": 4, "max_length": 128, "gold_weights": [0.5],
+                "temperatures": [2.0]}},
+            "distillation_scorecard": {"config": {
+                "teacher_questions": harness.SCORECARD_TEACHER_QUESTIONS}},
+            "cascade": {"config": {"model": harness.SMOLLM, "share": 0.5,
+                                   "context_tokens": 64}}}}
+    (tmp_path / "dump").mkdir()
+    for shard in ("tiny-00000.json.gz", "tiny-00001.json.bz2"):
+        shutil.copy(FIXTURES / shard, tmp_path / "dump")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+class PipelineRun:
+    """``make run``'s two commands (the run guard, then ``dagster job execute`` of
+    ``answer_job``) in a working area of its own, the job's output in a file."""
+
+    def __init__(self, area: Path, config: Path) -> None:
+        self.area, self.config = area, config
+        self.home = area / "dagster_home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(PROJECT_ROOT / "config" / "dagster.yaml", self.home / "dagster.yaml")
+        self.env = {**os.environ, "DAGSTER_HOME": str(self.home),
+                    "SCIENCE_EXAM_WORKDIR": str(area), "HF_HUB_OFFLINE": "1"}
+        self.runs = 0
+
+    def start(self) -> tuple[subprocess.Popen, Path]:
+        subprocess.run([sys.executable, "-m", "assets.run_guard"], cwd=PROJECT_ROOT,
+                       env=self.env, check=True)
+        self.runs += 1
+        log = self.area / f"run-{self.runs}.log"
+        with log.open("w") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "dagster", "job", "execute", "-m", "definitions",
+                 "-j", "answer_job", "-c", str(PROJECT_ROOT / "config" / "answer_job.yaml"),
+                 "-c", str(self.config)], cwd=PROJECT_ROOT, env=self.env, stdout=out,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        return process, log
+
+    def complete(self) -> None:
+        process, log = self.start()
+        assert process.wait(timeout=1200) == 0, log.read_text()[-6000:]
+
+    def query(self, sql: str) -> list[tuple]:
+        with duckdb.connect(str(self.area / "warehouse.duckdb"), read_only=True) as db:
+            return db.execute(sql).fetchall()
+
+    def instance(self) -> DagsterInstance:
+        return DagsterInstance.from_config(str(self.home))
+
+
+POOL = 22  # train questions of the fixture pool, all of them the teacher's
+
+
+def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while text not in log.read_text():
+        assert process.poll() is None, f"the run ended before {text!r}:\n{log.read_text()[-6000:]}"
+        assert time.time() < deadline, f"no {text!r} in {timeout} s"
+        time.sleep(0.2)
+
+
+def test_a_run_killed_mid_step_resumes_to_the_uninterrupted_runs_outputs(
+        tmp_path: Path) -> None:
+    """The whole tiny pipeline from the command line, killed with SIGKILL while the teacher
+    reads, then started again as ``make run`` does: the killed run is marked failed, no step
+    the killed run finished computes again, no question the teacher had stored is read again,
+    and the submission and score equal an uninterrupted run's."""
+    config = _pipeline_config(tmp_path)
+    whole = PipelineRun(tmp_path / "whole", config)
+    whole.complete()
+
+    resumed = PipelineRun(tmp_path / "resumed", config)
+    process, log = resumed.start()
+    # Its progress line comes after the 10th question is stored: the kill lands mid-step.
+    _wait_for(log, "teacher: [10/", process, timeout=900)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=30)
+    with resumed.instance() as instance:
+        [killed] = instance.get_runs()
+    finished = dict(resumed.query("SELECT asset, run_id FROM asset_state"))
+    assert "teacher_logits" not in finished and "submission" not in finished
+    # The heavy reader's readings (the cheap readers store none of their setup): the teacher's.
+    read = resumed.query("SELECT item_key, seconds FROM reading_cache WHERE setup IS NOT NULL")
+    assert 10 <= len(read) < POOL, "the kill did not land inside the teacher"
+
+    resumed.complete()
+    with resumed.instance() as instance:
+        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+    # Steps the killed run finished kept its record: none computed again.
+    after = dict(resumed.query("SELECT asset, run_id FROM asset_state"))
+    assert {asset: after[asset] for asset in finished} == finished
+    # Each question the teacher stored before the kill was kept, not read again.
+    kept = set(resumed.query("SELECT item_key, seconds FROM reading_cache"))
+    assert set(read) <= kept
+    assert ((resumed.area / "submission.csv").read_text()
+            == (whole.area / "submission.csv").read_text())
+    scores = "SELECT name, map_at_3, low, high FROM scores ORDER BY name"
+    assert resumed.query(scores) == whole.query(scores)
