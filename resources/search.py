@@ -1,18 +1,22 @@
-"""The lexical search resource: the embedded tantivy index or an Elasticsearch cluster."""
+"""The lexical search resource: the embedded tantivy index or an Elasticsearch cluster.
+
+Each backend's library (tantivy, the Elasticsearch client) is imported when an index is
+opened, not with the resource: a run that uses one backend, or none, never loads the other.
+"""
 
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from pipeline.paths import work_dir
-from pipeline.retrieval.search.base import LexicalIndex
-from pipeline.retrieval.search.elastic import ElasticsearchIndex
-from pipeline.retrieval.search.elastic_vectors import ElasticsearchVectors, index_name
-from pipeline.retrieval.search.embedded import TantivyIndex
+
+if TYPE_CHECKING:
+    from pipeline.retrieval.search.base import LexicalIndex
+    from pipeline.retrieval.search.elastic_vectors import ElasticsearchVectors
 
 
 class LexicalSearch(ConfigurableResource):
@@ -41,7 +45,11 @@ class LexicalSearch(ConfigurableResource):
 
     def open(self) -> LexicalIndex:
         if self.backend == "embedded":
+            from pipeline.retrieval.search.embedded import TantivyIndex
+
             return TantivyIndex(self.path)
+        from pipeline.retrieval.search.elastic import ElasticsearchIndex
+
         return ElasticsearchIndex(
             self.url, self.index, api_key=self.api_key, username=self.username,
             password=self.password, ca_certs=self.ca_certs,
@@ -76,6 +84,8 @@ class VectorSearch(ConfigurableResource):
     num_candidates: int = Field(default=100, description="kNN candidates per shard.")
 
     def elasticsearch(self, model_key: str) -> ElasticsearchVectors:
+        from pipeline.retrieval.search.elastic_vectors import ElasticsearchVectors, index_name
+
         return ElasticsearchVectors(
             self.url, index_name(self.index_prefix, model_key), api_key=self.api_key,
             username=self.username, password=self.password, ca_certs=self.ca_certs,
