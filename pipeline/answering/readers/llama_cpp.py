@@ -1,10 +1,11 @@
 """The heavy reader on llama.cpp: a GGUF causal LM scores the answer letter, still quantised.
 
 Why llama.cpp: the strongest reader these machines can run is Qwen2.5-Coder-1.5B-Instruct, whose
-official weights are a Q4_K_M GGUF. transformers dequantises such a file to float32 (about 6 GB,
-90 s to load, 13.9 s a question on two cores); llama.cpp memory-maps it (1 s, 1.2 GB) and runs
-the 4-bit kernels directly, about twice as fast for the same answers (``../shared/MODELS.md`` has
-the measurements). Dynamic int8 quantisation under torch was faster still but ruined the answers.
+official weights are a Q4_K_M GGUF. transformers dequantises such a file to float32 (77 s to
+load, 7.1 GB, 5.95 s a question on two cores); llama.cpp memory-maps it (4 s, 1.8 GB) and runs
+the 4-bit kernels directly, 3.26 s a question for the same answers (``bench/heavy_scoring.py
+--runtimes llama.cpp transformers``, README). Dynamic int8 quantisation under torch was faster
+still but ruined the answers.
 
 The method is the answer-letter approach of :mod:`pipeline.answering.readers.causal_lm`: one
 prompt in the model's own chat template (context, question, and the question's own ``k``
@@ -28,8 +29,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +57,8 @@ from pipeline.models import ResolvedModel
 from pipeline.questions.question import MIN_OPTIONS, Question
 
 DEFAULT_CONTEXT_TOKENS = 128
+# llama.cpp's settings of the reader: prompts of a few hundred tokens go in one batch.
+LLAMA_OPTIONS: dict[str, Any] = {"n_batch": 512}
 
 
 def available() -> bool:
@@ -87,7 +91,10 @@ class LlamaCppReader:
     def __init__(self, model: ResolvedModel | str | Path, *,
                  context_tokens: int = DEFAULT_CONTEXT_TOKENS, permutations: int = 1,
                  threads: int | None = None, n_ctx: int = 2048,
-                 scoring: str = "letter") -> None:
+                 scoring: str = "letter", options: Mapping[str, Any] | None = None) -> None:
+        """``options``: further ``llama_cpp.Llama`` arguments (``n_batch``, ``n_ubatch``,
+        ``flash_attn``, ``type_k``...), over :data:`LLAMA_OPTIONS`; ``bench/heavy_settings.py``
+        measures them."""
         from llama_cpp import Llama
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -100,8 +107,9 @@ class LlamaCppReader:
         self.context_tokens = context_tokens
         self.permutations = permutations
         self.threads = threads or default_threads()
-        self.llm = Llama(str(path), n_ctx=n_ctx, n_batch=512, n_threads=self.threads,
-                         n_threads_batch=self.threads, logits_all=False, verbose=False)
+        self.llm = Llama(str(path), n_ctx=n_ctx, n_threads=self.threads,
+                         n_threads_batch=self.threads, logits_all=False, verbose=False,
+                         **{**LLAMA_OPTIONS, **(options or {})})
         template = self.llm.metadata.get("tokenizer.chat_template")
         if not template:
             raise ValueError(f"{path.name} has no chat template; the letter prompt needs an "
