@@ -42,7 +42,8 @@ $(DAGSTER_HOME)/dagster.yaml: config/dagster.yaml
 run: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/python -m assets.run_guard
 	$(BIN)/dagster job execute -m definitions -j $(JOB) $(JOB_CONFIG) \
-		$(if $(RUN_CONFIG),-c $(RUN_CONFIG))
+		$(if $(RUN_CONFIG),-c $(RUN_CONFIG)); status=$$?; \
+		$(BIN)/python -m assets.run_summary; exit $$status
 
 ## lineage: what changed upstream of the score between its latest two materialisations
 lineage: $(BIN)/.installed $(DAGSTER_HOME)/dagster.yaml

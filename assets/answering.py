@@ -119,8 +119,10 @@ class TeacherLogitsConfig(Config):
     roles: list[str] = Field(default_factory=lambda: list(pool_labels.POOL_ROLES), description=(
         "The pool: train questions, and teacher (the extra files of questions.teacher_paths, "
         "labelled or not)."))
-    max_questions: int | None = Field(default=None, description="Label at most the first N "
-                                      "of the pool (train questions first); null: all.")
+    max_questions: int | None = Field(default=0, description=(
+        "Label at most the first N of the pool (train questions first); null: all. 0, the "
+        "default, leaves distillation out: on two CPU cores the teacher's minutes buy more "
+        "as the cascade's (README); config/distillation.yaml turns it on."))
     max_seconds: float | None = Field(default=None, description="Stop reading new questions "
                                       "after this many seconds (cached ones are free).")
 
@@ -180,8 +182,9 @@ def distilled_reader(context: AssetExecutionContext, config: DistilledReaderConf
 
 class ScorecardConfig(Config):
     ranking: str = Field(default="semantic", description="Whose validation contexts are read.")
-    teacher_questions: int | None = Field(default=50, description="Validation questions the "
-                                          "teacher reads (the first N; null: all, 0: none).")
+    teacher_questions: int | None = Field(default=0, description=(
+        "Validation questions the teacher reads (the first N; null: all; 0, the default: "
+        "none, distillation being off; config/distillation.yaml reads 50)."))
 
 
 @versioned_asset(pool=WAREHOUSE_POOL,

@@ -76,7 +76,7 @@ def main() -> None:
                 base, examples, Path(scratch), eval_examples=held_out, epochs=args.epochs,
                 batch_size=args.batch_size, lr=spec.lr, head_lr=spec.head_lr,
                 max_length=spec.max_length, kind=spec.kind, device="cpu",
-                log=lambda line: print("  " + line, flush=True), log_every=10)
+                log=lambda line: print("  " + line, flush=True))
             reader = multiple_choice.MultipleChoiceReader(Path(scratch), device="cpu")
             start = time.perf_counter()
             logits = reader.score_many(validation)

@@ -24,7 +24,8 @@ from pipeline.answering.readers.similarity import SimilarityReader
 from pipeline.answering.reading_list import ReadingList, reading_list
 from pipeline.metrics import average_precisions, estimate
 from pipeline.models import ResolvedModel, weights_sha256
-from pipeline.questions.question import MAX_OPTIONS
+from pipeline.progress import Progress
+from pipeline.questions.question import MAX_OPTIONS, Question
 from pipeline.rankings.semantic import VectorCache
 from pipeline.retrieval.embeddings import Embedder
 from pipeline.source_version import source_version
@@ -32,6 +33,10 @@ from pipeline.steps import StepError, Work
 from pipeline.tables import content_version
 
 READERS = ("lexical", "similarity", "multiple_choice")
+# A loaded reader: (question, context) pairs to logits and per-option signals.
+Read = Callable[[list[tuple[Question, str]]], tuple[np.ndarray, dict[str, np.ndarray]]]
+# Pairs read between progress lines (a multiple of every reader's batch size).
+PROGRESS_CHUNK = 256
 NOT_TRAINED = ("the multiple-choice reader is not trained: materialise trained_reader and "
                "distilled_reader")
 
@@ -70,27 +75,45 @@ class CheapReader:
               ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any]]:
         """The ``(n, MAX_OPTIONS)`` logits over ``items`` (NaN past each question's options),
         the per-option signals (the learned ranker's extra features) and metadata about the
-        model used."""
+        model used. Read :data:`PROGRESS_CHUNK` pairs at a time, with a progress line."""
+        read, metadata = self._scorer(db)
         pairs = items.pairs()
+        progress = Progress(self.name, len(pairs), self.log, unit="pairs")
+        logits, signals = [], []
+        for start in range(0, len(pairs), PROGRESS_CHUNK):
+            chunk = pairs[start:start + PROGRESS_CHUNK]
+            scored, chunk_signals = read(chunk)
+            logits.append(scored)
+            signals.append(chunk_signals)
+            progress.advance(len(chunk))
+        if not logits:
+            return np.empty((0, MAX_OPTIONS)), {}, metadata
+        return (np.concatenate(logits),
+                {name: np.concatenate([s[name] for s in signals]) for name in signals[0]},
+                metadata)
+
+    def _scorer(self, db: duckdb.DuckDBPyConnection) -> tuple[Read, dict[str, Any]]:
+        """The reader, loaded once: a function from pairs to logits and signals, and metadata
+        about the model used."""
         if self.name == "lexical":
             lexical = LexicalReader()
-            return lexical.score_many(pairs), lexical.signals_many(pairs), {}
+            return lambda pairs: (lexical.score_many(pairs), lexical.signals_many(pairs)), {}
         if self.name == "similarity":
             model = self._similarity()
             # Through the embedding cache: a sentence met in several contexts, rankings or
             # runs is embedded once.
             encoder = VectorCache(db, Embedder(model, device=self.device), self.log)
-            scorer = SimilarityReader(encoder, top_k=self.similarity_top_k)
-            return scorer.score_many(pairs), {}, model.metadata()
+            similarity = SimilarityReader(encoder, top_k=self.similarity_top_k)
+            return lambda pairs: (similarity.score_many(pairs), {}), model.metadata()
         trained = distillation.student(db)
         if trained is None or not trained[0].is_dir():
             raise StepError(NOT_TRAINED)
         path, max_length, _ = trained
-        scorer = multiple_choice.MultipleChoiceReader(
+        chooser = multiple_choice.MultipleChoiceReader(
             path, batch_size=self.batch_size, max_length=max_length, device=self.device,
             runtime=self.settings.get("multiple_choice_runtime", "fp32"))
-        return scorer.score_many(pairs), {}, {"model_path": str(path),
-                                              "model_weights_sha256": weights_sha256(path)}
+        return (lambda pairs: (chooser.score_many(pairs), {}),
+                {"model_path": str(path), "model_weights_sha256": weights_sha256(path)})
 
     def score_cached(self, db: duckdb.DuckDBPyConnection, items: ReadingList
                      ) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, Any], int]:
@@ -125,10 +148,13 @@ class CheapReader:
 
 
 # The code each cheap reader's logits come from: its module (and what it imports) and the
-# dispatch in CheapReader.score. Computed once at import: they key the reading cache.
+# dispatch in CheapReader.score and CheapReader._scorer. Computed once at import: they key the
+# reading cache.
 READER_CODE = {reader: source_version(f"pipeline.answering.readers.{reader}")
                for reader in READERS}
-SCORING_CODE = hashlib.sha256(inspect.getsource(CheapReader.score).encode()).hexdigest()[:16]
+SCORING_CODE = hashlib.sha256("".join(
+    inspect.getsource(method) for method in (CheapReader.score, CheapReader._scorer)
+).encode()).hexdigest()[:16]
 
 
 def build(db: duckdb.DuckDBPyConnection, reader: CheapReader, ranking: str) -> Work:

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Literal, Protocol
 import duckdb
 import numpy as np
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from pipeline.devices import torch_device
 from pipeline.models import ResolvedModel
+from pipeline.progress import Progress
 from pipeline.tables import stream_rows
 
 if TYPE_CHECKING:
@@ -187,20 +187,19 @@ class EmbedReport:
 
 def embed_missing(db: duckdb.DuckDBPyConnection, embedder: TextEncoder,
                   texts_by_hash: Mapping[str, str], *, write_batch: int = 1024,
-                  progress: bool | None = None,
                   log: Callable[[str], None] = print) -> EmbedReport:
     """Embed the texts whose content hash has no vector for ``embedder.key`` yet.
 
     Missing texts are encoded longest first, so each batch pads to similar lengths, and
-    written every ``write_batch`` texts: an interrupted run keeps what it finished. A progress
-    bar is shown when ``progress`` is true, or by default when more than 2,000 texts are missing.
+    written every ``write_batch`` texts: an interrupted run keeps what it finished. A long run
+    logs a progress line with the time left (:class:`pipeline.progress.Progress`).
     """
     ensure_schema(db)
     wanted = pa.table({"content_hash": pa.array(list(texts_by_hash), pa.string()),
                        "text": pa.array(list(texts_by_hash.values()), pa.string())})
     db.register("_wanted", wanted)
     try:
-        return _embed_staged(db, embedder, "_wanted", write_batch, progress, log)
+        return _embed_staged(db, embedder, "_wanted", write_batch, log)
     finally:
         db.unregister("_wanted")
 
@@ -208,18 +207,16 @@ def embed_missing(db: duckdb.DuckDBPyConnection, embedder: TextEncoder,
 def embed_table_missing(db: duckdb.DuckDBPyConnection, embedder: TextEncoder, *,
                         table: str = "wiki_chunks", hash_column: str = "content_hash",
                         text_column: str = "text", write_batch: int = 1024,
-                        progress: bool | None = None,
                         log: Callable[[str], None] = print) -> EmbedReport:
     """:func:`embed_missing` for the texts of a warehouse table, without loading them all into
     Python: the missing ones are selected in SQL and streamed in batches."""
     ensure_schema(db)
     source = f"(SELECT {hash_column} AS content_hash, {text_column} AS text FROM {table})"
-    return _embed_staged(db, embedder, source, write_batch, progress, log)
+    return _embed_staged(db, embedder, source, write_batch, log)
 
 
 def _embed_staged(db: duckdb.DuckDBPyConnection, embedder: TextEncoder, source: str,
-                  write_batch: int, progress: bool | None,
-                  log: Callable[[str], None]) -> EmbedReport:
+                  write_batch: int, log: Callable[[str], None]) -> EmbedReport:
     started = time.perf_counter()
     register_model(db, embedder)
     report = EmbedReport(embedder.key)
@@ -235,16 +232,14 @@ def _embed_staged(db: duckdb.DuckDBPyConnection, embedder: TextEncoder, source: 
         missing = _scalar(db, f"SELECT count(*) FROM {STAGING}")
         report.already_present = report.requested - missing
         if missing:
-            show = missing > 2000 if progress is None else progress
-            with tqdm(total=missing, unit="text", desc=f"embedding {embedder.key}",
-                      disable=not show, mininterval=2.0) as bar:
-                for hashes, texts in _stream(db, write_batch):
-                    encode_started = time.perf_counter()
-                    vectors = embedder.encode(texts)
-                    report.encode_seconds += time.perf_counter() - encode_started
-                    _write(db, embedder, hashes, vectors)
-                    report.computed += len(hashes)
-                    bar.update(len(hashes))
+            bar = Progress(f"embedding with {embedder.key}", missing, log, unit="texts")
+            for hashes, texts in _stream(db, write_batch):
+                encode_started = time.perf_counter()
+                vectors = embedder.encode(texts)
+                report.encode_seconds += time.perf_counter() - encode_started
+                _write(db, embedder, hashes, vectors)
+                report.computed += len(hashes)
+                bar.advance(len(hashes))
     finally:
         db.execute(f"DROP TABLE IF EXISTS {STAGING}")
     report.seconds = time.perf_counter() - started

@@ -183,6 +183,12 @@ class PipelineRun:
         with duckdb.connect(str(self.area / "warehouse.duckdb"), read_only=True) as db:
             return db.execute(sql).fetchall()
 
+    def steps(self) -> set[str]:
+        """The step keys of the job (its assets and checks)."""
+        with self.instance() as instance:
+            [run] = instance.get_runs(limit=1)
+            return {s.step_key for s in instance.get_run_step_stats(run.run_id)}
+
     def instance(self) -> DagsterInstance:
         return DagsterInstance.from_config(str(self.home))
 
@@ -207,6 +213,15 @@ def test_a_run_killed_mid_step_resumes_to_the_uninterrupted_runs_outputs(
     config = _pipeline_config(tmp_path)
     whole = PipelineRun(tmp_path / "whole", config)
     whole.complete()
+    summary = subprocess.run([sys.executable, "-m", "assets.run_summary"], cwd=PROJECT_ROOT,
+                             env=whole.env, check=True, capture_output=True, text=True).stdout
+    steps = [line.split() for line in summary.splitlines()[1:11]]
+    assert "SUCCESS" in summary.splitlines()[0]
+    seconds = [float(n) * (60 if unit == "min" else 1) for n, unit, _ in steps]
+    assert len(seconds) == 10 and seconds == sorted(seconds, reverse=True)
+    assert {step for _, _, step in steps} <= whole.steps()
+    assert f"submission: {whole.area / 'submission.csv'} (2 questions)" in summary
+    assert "score: MAP@3 " in summary
 
     resumed = PipelineRun(tmp_path / "resumed", config)
     process, log = resumed.start()

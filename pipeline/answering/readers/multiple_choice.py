@@ -74,6 +74,7 @@ from pipeline.answering.readers import option_counts, option_mask
 from pipeline.devices import torch_device, weight_precision
 from pipeline.metrics import average_precisions
 from pipeline.models import ResolvedModel, resolve
+from pipeline.progress import Progress
 from pipeline.questions.question import MAX_OPTIONS, Question
 
 if TYPE_CHECKING:
@@ -373,7 +374,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
           max_steps: int | None = None, batch_size: int = 8, grad_accum: int = 1,
           lr: float = 2e-5, head_lr: float = 1e-2, weight_decay: float = 0.01,
           warmup: float = 0.1, max_length: int = DEFAULT_MAX_LENGTH, seed: int = 0,
-          log: Callable[[str], None] = print, log_every: int = 10,
+          log: Callable[[str], None] = print,
           device: str = "auto", teacher: Sequence[np.ndarray | None] | None = None,
           gold_weight: float = 1.0, temperature: float = 1.0, kind: str = "dual_encoder",
           precision: str = "auto", gradient_checkpointing: bool = False) -> TrainReport:
@@ -461,6 +462,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
     best: tuple[float, float, dict] | None = None  # (map@3, epoch, state)
     seen = 0
     epoch_losses: list[float] = []
+    progress = Progress("training", steps_total, log, unit="steps")
     log(f"training {source.name} as a {kind} on {target} in {str(dtype)[6:]}: "
         f"{len(examples)} examples, {steps_total} steps of "
         f"{batch_size}x{grad_accum} questions, lr {lr} (head {head_lr}), max_length "
@@ -518,8 +520,7 @@ def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
         optimizer.zero_grad(set_to_none=True)
         losses.append(step_loss)
         epoch_losses.append(step_loss)
-        if len(losses) % log_every == 0 or len(losses) == steps_total:
-            log(f"step {len(losses)}/{steps_total} loss {step_loss:.4f}")
+        progress.advance(1, note=f"loss {step_loss:.4f}")
         if len(losses) % per_epoch == 0 or len(losses) == steps_total:
             evaluate()
 

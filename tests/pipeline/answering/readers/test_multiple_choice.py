@@ -116,7 +116,7 @@ def test_training_raises_accuracy_on_held_apart_questions_and_keeps_the_best_epo
     logged: list[str] = []
     report = train(minilm_dir, learn, tmp_path / "mc", eval_examples=held_apart, epochs=2,
                    batch_size=4, lr=1e-4, head_lr=1e-2, max_length=64, seed=0,
-                   log=logged.append, log_every=6)
+                   log=logged.append)
     assert report.steps == 12 and len(report.losses) == 12 and np.isfinite(report.losses).all()
     assert [p.epoch for p in report.curve] == [0.0, 1.0, 2.0]
     assert report.curve[0].accuracy == before  # the curve starts at the untrained reader
