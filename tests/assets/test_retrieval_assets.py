@@ -3,101 +3,31 @@
 import shutil
 import uuid
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
-from dagster import DagsterInstance, Failure, RunConfig, materialize
+from dagster import DagsterInstance, Failure
 
-from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
-from assets.questions import QuestionsConfig, questions
-from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic, rankings_checks
-from assets.retrieval import (
-    CandidateConfig,
-    EmbeddingsConfig,
-    candidate_passages,
-    chunk_embeddings,
-    lexical_index,
-    retrieval_checks,
-)
+from assets.rankings import rankings_checks
+from assets.retrieval import retrieval_checks
 from pipeline.retrieval.embeddings import Embedder
-from pipeline.tables import table_versions
-from resources import (
-    ContextBudget,
-    LexicalSearch,
-    ModelStore,
-    SentenceEmbedders,
-    VectorSearch,
-    Warehouse,
-)
+from resources import VectorSearch
 from tests.assets.counted_work import Counted
+from tests.assets.harness import RANKINGS, RETRIEVAL, Pipeline
 from tests.conftest import FIXTURES
 from tests.elasticsearch_server import ElasticsearchTarget
 
-ASSETS = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
-          candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic]
-MINILM = "sentence-transformers/all-MiniLM-L6-v2"
-RANKINGS = ("es", "edit_distance", "semantic")
 
-
-class Pipeline:
-    def __init__(self, root: Path, instance: DagsterInstance) -> None:
-        self.root, self.instance = root, instance
-        self.dump = root / "dump"
-        self.dump.mkdir()
-        shutil.copy(FIXTURES / "tiny-00000.json.gz", self.dump)
-        self.database = root / "warehouse.duckdb"
-        self.index = root / "index"
-        self.vector_search = VectorSearch()
-
-    def run(self, tokens: int = 128, whole_corpus: bool = True,
-            dense_k: int = 10) -> dict[str, dict[str, Any]]:
-        result = materialize(
-            [*ASSETS, *retrieval_checks, *rankings_checks], instance=self.instance,
-            resources={"warehouse": Warehouse(database=str(self.database)),
-                       "lexical_search": LexicalSearch(path=str(self.index)),
-                       "vector_search": self.vector_search,
-                       "models": ModelStore(store=str(self.root / "models")),
-                       "context_budget": ContextBudget(tokens=tokens),
-                       # MiniLM on both sides keeps the test fast; MPNet is the default.
-                       "embedders": SentenceEmbedders(option_model=MINILM)},
-            run_config=RunConfig({
-                "dump_files": DumpConfig(location=str(self.dump)),
-                "chunk_embeddings": EmbeddingsConfig(whole_corpus=whole_corpus),
-                "candidate_passages": CandidateConfig(dense_k=dense_k),
-                "questions": QuestionsConfig(
-                    test_path=str(FIXTURES / "retrieval" / "test.csv"),
-                    validation_path=str(FIXTURES / "retrieval" / "validation.csv"),
-                    validation_split=False, train_paths=[])}))
-        self.checks = result.get_asset_check_evaluations()
-        return {asset.key.path[-1]: {
-            k: v.value for k, v in
-            result.asset_materializations_for_node(asset.key.path[-1])[0].metadata.items()}
-            for asset in ASSETS}
-
-    def table_versions(self) -> dict[str, str]:
-        with duckdb.connect(str(self.database), read_only=True) as db:
-            return table_versions(db)
-
-    def query(self, sql: str) -> list[tuple]:
-        with duckdb.connect(str(self.database), read_only=True) as db:
-            return db.execute(sql).fetchall()
-
-    def distinct_chunk_texts(self) -> int:
-        with duckdb.connect(str(self.database), read_only=True) as db:
-            return db.execute("SELECT count(DISTINCT content_hash) FROM wiki_chunks").fetchone()[0]
-
-    def contexts(self, ranking: str) -> dict[str, tuple[str, list[str], int]]:
-        with duckdb.connect(str(self.database), read_only=True) as db:
-            rows = db.execute("SELECT question_id, context, titles, tokens FROM packed_contexts "
-                              "WHERE ranking = ?", [ranking]).fetchall()
-        return {qid: (context, titles, tokens) for qid, context, titles, tokens in rows}
+def retrieval_pipeline(root: Path, instance: DagsterInstance) -> Pipeline:
+    """The stages up to the rankings on one fixture shard, with questions whose source
+    passages it holds."""
+    return Pipeline(root, instance, assets=RETRIEVAL, shards=("tiny-00000.json.gz",),
+                    validation=FIXTURES / "retrieval" / "validation.csv", train_paths=())
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     with DagsterInstance.ephemeral() as instance:
-        built = Pipeline(tmp_path_factory.mktemp("retrieval"), instance)
+        built = retrieval_pipeline(tmp_path_factory.mktemp("retrieval"), instance)
         built.first = built.run()
         built.first_checks = built.checks
         yield built
@@ -176,7 +106,7 @@ def test_the_large_corpus_configuration_embeds_only_candidates(
 
     monkeypatch.setattr(Embedder, "encode", counted)
     with DagsterInstance.ephemeral() as instance:
-        built = Pipeline(tmp_path, instance)
+        built = retrieval_pipeline(tmp_path, instance)
         first = built.run(whole_corpus=False, dense_k=0)
         chunks = {text for (text,) in built.query("SELECT text FROM wiki_chunks")}
         candidates = {text for (text,) in built.query("SELECT text FROM candidate_passages")}
@@ -190,7 +120,7 @@ def test_the_large_corpus_configuration_embeds_only_candidates(
 
 def test_dense_retrieval_over_a_partly_embedded_corpus_fails_clearly(tmp_path: Path) -> None:
     with DagsterInstance.ephemeral() as instance:
-        built = Pipeline(tmp_path, instance)
+        built = retrieval_pipeline(tmp_path, instance)
         with pytest.raises(Failure, match=r"chunk_embeddings\.whole_corpus: true, or dense_k: 0"):
             built.run(whole_corpus=False, dense_k=10)
 
@@ -204,7 +134,7 @@ def test_dense_retrieval_on_an_elasticsearch_knn_index_finds_the_exact_search_ca
     with DagsterInstance.ephemeral() as instance:
         for backend in ("duckdb", "elasticsearch"):
             (tmp_path / backend).mkdir()
-            built = Pipeline(tmp_path / backend, instance)
+            built = retrieval_pipeline(tmp_path / backend, instance)
             built.vector_search = VectorSearch(backend=backend, url=elasticsearch.url,
                                                index_prefix=prefix, **elasticsearch.options)
             first = built.run()

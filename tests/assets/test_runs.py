@@ -19,7 +19,6 @@ from dagster import DagsterInstance, DagsterRunStatus
 from assets.run_guard import fail_abandoned
 from pipeline.paths import PROJECT_ROOT
 from tests.assets import harness
-from tests.conftest import FIXTURES
 
 JOB = '''
 import os, time
@@ -118,32 +117,10 @@ def test_a_killed_run_is_marked_failed_and_gives_the_warehouse_back(tmp_path: Pa
 
 
 def _pipeline_config(tmp_path: Path) -> Path:
-    """The harness's tiny pipeline (fixture dump and questions, small real models) as the run
-    config of ``answer_job``, for ``dagster job execute`` as users start it."""
-    config = {
-        "resources": {
-            "context_budget": {"config": {"tokens": 128}},
-            "embedders": {"config": {"option_model": harness.MINILM}},
-            "teacher": {"config": {"model": harness.SMOLLM, "context_tokens": 48}}},
-        "ops": {
-            "dump_files": {"config": {"location": str(tmp_path / "dump")}},
-            "questions": {"config": {
-                "test_path": str(harness.TEST), "validation_path": str(harness.VALIDATION),
-                "validation_split": False, "test_limit": None, "blend_size": 14,
-                "train_size": None,
-                "train_paths": [str(FIXTURES / "answering" / "pool.csv")]}},
-            "trained_reader": {"config": {"max_steps": 3, "batch_size": 4, "max_length": 128}},
-            "teacher_logits": {"config": {"max_questions": None}},  # all 22: time to kill it
-            "distilled_reader": {"config": {
-                "max_steps": 3, "batch_size": 4, "max_length": 128, "gold_weights": [0.5],
-                "temperatures": [2.0]}},
-            "distillation_scorecard": {"config": {
-                "teacher_questions": harness.SCORECARD_TEACHER_QUESTIONS}},
-            "cascade": {"config": {"model": harness.SMOLLM, "share": 0.5,
-                                   "context_tokens": 64}}}}
-    (tmp_path / "dump").mkdir()
-    for shard in ("tiny-00000.json.gz", "tiny-00001.json.bz2"):
-        shutil.copy(FIXTURES / shard, tmp_path / "dump")
+    """The harness's tiny pipeline as the run config of ``answer_job``, for ``dagster job
+    execute`` as users start it; the teacher on the whole pool (22 questions: time to kill it
+    while it reads)."""
+    config = harness.Pipeline(tmp_path, instance=None).job_config(teacher_budget=None)
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
