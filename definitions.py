@@ -87,6 +87,6 @@ defs = Definitions(
         "context_budget": resources.ContextBudget(),
         "embedders": resources.SentenceEmbedders(),
         "readers": resources.ReaderSettings(),
-        "teacher": resources.Teacher(),
+        "heavy_reader": resources.HeavyReader(),
     },
 )

@@ -32,47 +32,58 @@ from pipeline.answering import (
     score_step,
     scorecard,
     submission_file,
+    teacher,
 )
-from pipeline.answering import teacher as pool_labels
-from pipeline.answering.cascade import DEFAULT_SHARE, HeavySettings
-from pipeline.answering.readers import heavy, multiple_choice
+from pipeline.answering.cascade import DEFAULT_SHARE
+from pipeline.answering.readers import multiple_choice
 from pipeline.models import ResolvedModel
 from pipeline.paths import work_dir
 from pipeline.questions.roles import TRAIN_RANKING
-from resources import WAREHOUSE_POOL, ModelStore, ReaderSettings, Teacher, Warehouse
+from resources import WAREHOUSE_POOL, HeavyReader, ModelStore, ReaderSettings, Warehouse
 
+TRAINING = reader_training.TrainSettings()
 SOURCES = [logit_table.source_name(reader, ranking)
            for reader in cheap_readers.READERS for ranking in RANKINGS]
 
 
 class TrainReaderConfig(Config):
-    kind: str = Field(default="dual_encoder", description="dual_encoder (options against "
+    """How the multiple-choice reader is fine-tuned; the defaults are the domain's
+    (:class:`pipeline.answering.reader_training.TrainSettings`), defined once there."""
+
+    kind: str = Field(default=TRAINING.kind, description="dual_encoder (options against "
                       "context sentences: the CPU default) or cross_encoder "
                       "(AutoModelForMultipleChoice over question + option and context pairs: "
                       "the GPU recipe).")
     base_model: str = Field(
         default=multiple_choice.DEFAULT_MODEL,
         description="Encoder to fine-tune (hub id or path).")
-    max_length: int = Field(default=multiple_choice.DEFAULT_MAX_LENGTH,
+    max_length: int = Field(default=TRAINING.max_length,
                             description="dual_encoder: tokens of one (prompt + option) text "
                             "(context sentences are cut at 64); cross_encoder: tokens of a "
                             "whole (question + option, context) pair.")
-    epochs: float = Field(default=1.0, description="Passes over the train questions; the best "
-                          "evaluation on the blend questions (untrained included) is kept.")
-    max_steps: int | None = Field(default=None, description="Stop after this many steps.")
-    batch_size: int = Field(default=8, description="Questions per micro-batch.")
-    grad_accum: int = Field(default=1, description="Micro-batches per optimizer step.")
-    lr: float = Field(default=2e-5, description="The encoder's peak learning rate.")
-    head_lr: float = Field(default=1e-2, description="The learning rate of the layers the "
-                           "checkpoint lacks (the similarity scale, the multiple-choice head).")
-    warmup: float = 0.1
-    seed: int = 0
-    device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
-    precision: str = Field(default="auto", description="What training computes in: auto is "
-                           "float32 on a CPU, bfloat16 on a GPU that has it, else float16 with "
-                           "a gradient scaler.")
-    gradient_checkpointing: bool = Field(default=False, description="Recompute activations "
-                                         "in the backward pass: long contexts on one GPU.")
+    epochs: float = Field(default=TRAINING.epochs, description="Passes over the train "
+                          "questions; the best evaluation on the blend questions (untrained "
+                          "included) is kept.")
+    max_steps: int | None = Field(default=TRAINING.max_steps,
+                                  description="Stop after this many steps.")
+    batch_size: int = Field(default=TRAINING.batch_size,
+                            description="Questions per micro-batch.")
+    grad_accum: int = Field(default=TRAINING.grad_accum,
+                            description="Micro-batches per optimizer step.")
+    lr: float = Field(default=TRAINING.lr, description="The encoder's peak learning rate.")
+    head_lr: float = Field(default=TRAINING.head_lr, description="The learning rate of the "
+                           "layers the checkpoint lacks (the similarity scale, the "
+                           "multiple-choice head).")
+    warmup: float = TRAINING.warmup
+    seed: int = TRAINING.seed
+    device: str = Field(default=TRAINING.device,
+                        description="torch device; auto: a GPU if there is one.")
+    precision: str = Field(default=TRAINING.precision, description="What training computes "
+                           "in: auto is float32 on a CPU, bfloat16 on a GPU that has it, else "
+                           "float16 with a gradient scaler.")
+    gradient_checkpointing: bool = Field(
+        default=TRAINING.gradient_checkpointing,
+        description="Recompute activations in the backward pass: long contexts on one GPU.")
 
 
 @versioned_asset(pool=WAREHOUSE_POOL,
@@ -97,32 +108,23 @@ def trained_reader(context: AssetExecutionContext, config: TrainReaderConfig,
             inputs=lambda: reader_training.training_inputs(db))
 
 
-def reading(teacher: Teacher, max_seconds: float | None = None) -> HeavySettings:
-    """How the teacher reads, from its resource (and how long one run may read)."""
-    return HeavySettings(runtime=teacher.runtime, context_tokens=teacher.context_tokens,
-                         permutations=teacher.permutations, threads=teacher.threads,
-                         device=teacher.device, max_seconds=max_seconds,
-                         precision=teacher.precision, scoring=teacher.scoring,
-                         batch_size=teacher.batch_size)
-
-
-def teacher_state(teacher: Teacher, model: ResolvedModel | None) -> dict[str, Any]:
-    """What the teacher's readings depend on: its weights, the setup it reads them with (the
-    runtime, device type and precision that `auto` resolves to here) and the settings that
-    change an answer (not threads)."""
-    settings = reading(teacher)
-    return {"teacher": model.key if model else None,
+def heavy_state(heavy_reader: HeavyReader, model: ResolvedModel | None) -> dict[str, Any]:
+    """What the heavy reader's readings depend on: its weights, the setup it reads them with
+    (the runtime, device type and precision that `auto` resolves to here) and the settings
+    that change an answer (not threads or batch size)."""
+    settings = heavy_reader.settings()
+    return {"heavy_reader": model.key if model else None,
             **(settings.cache_settings(settings.setup(model)) if model else {})}
 
 
 class TeacherLogitsConfig(Config):
-    roles: list[str] = Field(default_factory=lambda: list(pool_labels.POOL_ROLES), description=(
+    roles: list[str] = Field(default_factory=lambda: list(teacher.POOL_ROLES), description=(
         "The pool: train questions, and teacher (the extra files of questions.teacher_paths, "
         "labelled or not)."))
     max_questions: int | None = Field(default=0, description=(
         "Label at most the first N of the pool (train questions first); null: all. 0, the "
         "default, leaves distillation out: on two CPU cores the teacher's minutes buy more "
-        "as the cascade's (README); config/distillation.yaml turns it on."))
+        "as the cascade's (docs/how-it-works.md); config/distillation.yaml turns it on."))
     max_seconds: float | None = Field(default=None, description="Stop reading new questions "
                                       "after this many seconds (cached ones are free).")
 
@@ -131,21 +133,22 @@ class TeacherLogitsConfig(Config):
                  group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING]],
                  kinds={"duckdb", "llama.cpp"})
 def teacher_logits(context: AssetExecutionContext, config: TeacherLogitsConfig,
-                   warehouse: Warehouse, models: ModelStore, teacher: Teacher
+                   warehouse: Warehouse, models: ModelStore, heavy_reader: HeavyReader
                    ) -> MaterializeResult:
     """The teacher's five-letter distribution (the heavy reader, Qwen2.5-Coder-1.5B by default)
     over the distillation pool with the contexts the student trains on: each question read
     once and cached, at most `max_questions` or `max_seconds` a run, with a progress line."""
-    model = models.resolve(teacher.model, log=context.log.info)
+    model = models.resolve(heavy_reader.model, log=context.log.info)
     with warehouse.get_connection() as db:
         return run_step(
             context, db, config,
-            compute=lambda: pool_labels.build(db, model, reading(teacher, config.max_seconds),
+            compute=lambda: teacher.build(db, model,
+                                              heavy_reader.settings(config.max_seconds),
                                               config.max_questions, config.roles,
                                               context.log.info),
-            describe=lambda: pool_labels.describe(db), state=teacher_state(teacher, model),
-            inputs=lambda: pool_labels.pool_inputs(db, config.roles),
-            stored=lambda: pool_labels.stored_version(db))
+            describe=lambda: teacher.describe(db), state=heavy_state(heavy_reader, model),
+            inputs=lambda: teacher.pool_inputs(db, config.roles),
+            stored=lambda: teacher.stored_version(db))
 
 
 class DistilledReaderConfig(TrainReaderConfig):
@@ -191,20 +194,20 @@ class ScorecardConfig(Config):
                  group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
                                                distilled_reader], kinds={"duckdb", "pytorch"})
 def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConfig,
-                           warehouse: Warehouse, models: ModelStore, teacher: Teacher
-                           ) -> MaterializeResult:
+                           warehouse: Warehouse, models: ModelStore,
+                           heavy_reader: HeavyReader) -> MaterializeResult:
     """The teacher, the gold-only student, the distilled student and the distilled student in
     int8 on the validation questions: MAP@3 with its interval, accuracy, seconds and tokens a
     question, and size on disk (measured here, never chosen on)."""
-    model = None if config.teacher_questions == 0 else models.resolve(teacher.model,
+    model = None if config.teacher_questions == 0 else models.resolve(heavy_reader.model,
                                                                        log=context.log.info)
     with warehouse.get_connection() as db:
         return run_step(
             context, db, config,
-            compute=lambda: scorecard.build(db, config.ranking, model, reading(teacher),
+            compute=lambda: scorecard.build(db, config.ranking, model, heavy_reader.settings(),
                                             config.teacher_questions, context.log.info),
             describe=lambda: scorecard.describe(db),
-            state=teacher_state(teacher, model),
+            state=heavy_state(heavy_reader, model),
             inputs=lambda: scorecard.inputs(db, config.ranking))
 
 
@@ -269,30 +272,15 @@ def blend_weights(context: AssetExecutionContext, config: BlendConfig,
 
 
 class CascadeConfig(Config):
-    model: str = Field(default=heavy.DEFAULT_MODEL, description="The heavy reader: a causal "
-                       "LM by hub id or path (a GGUF file runs on llama.cpp on the CPU).")
-    runtime: str = Field(default="auto", description="auto, llama.cpp or transformers.")
+    """When the heavy reader is asked and whose contexts it reads; which model reads and how
+    is the `heavy_reader` resource's, shared with the teacher and the scorecard."""
+
     ranking: str = Field(default="semantic", description="Whose packed contexts it reads.")
     share: float = Field(default=DEFAULT_SHARE, ge=0.0, le=1.0, description="At most "
                          "this share of each role's questions is escalated, least sure first "
                          "(1.0 on a GPU: every question).")
     max_seconds: float | None = Field(default=None, description="Stop reading new questions "
                                       "after this many seconds (cached ones are free).")
-    context_tokens: int = Field(default=128, description="Context tokens in its prompt (the "
-                                "best passage, about): 256 read no better here, at 1.7x the "
-                                "cost; see the README).")
-    permutations: int = Field(default=1, description="Cyclic rotations of the options "
-                              "averaged (1-5): each costs another pass over the options.")
-    threads: int | None = Field(default=None, description="CPU threads (default: all).")
-    device: str = Field(default="auto", description="torch device of the transformers runtime.")
-    batch_size: int = Field(default=1, ge=1, description="Questions a forward pass on "
-                            "transformers (8-32 on a GPU; 1 on a CPU, where padding only costs).")
-    precision: str = Field(default="auto", description="Weights' precision on transformers: "
-                           "auto (float32 on a CPU, bfloat16 or float16 on a GPU), float32, "
-                           "bfloat16, float16, 8bit or 4bit (bitsandbytes, the gpu extra).")
-    scoring: str = Field(default="letter", description="letter: one pass scores the answer "
-                         "letters of the listed options; option: each option proposed alone, "
-                         "scored by the log-odds of yes against no (the 7th place's form).")
     unfamiliar: str = Field(
         default="heavy", description="Test and validation questions of a kind (file format and "
         "option count) that no blend question has: `heavy` reads every one with the heavy "
@@ -304,18 +292,16 @@ class CascadeConfig(Config):
                  group_name="answering", deps=[questions, blend_weights, *RANKINGS.values()],
                  kinds={"duckdb", "llama.cpp"})
 def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Warehouse,
-            models: ModelStore) -> MaterializeResult:
+            models: ModelStore, heavy_reader: HeavyReader) -> MaterializeResult:
     """The confidence cascade: the heavy reader (a 1.5B causal LM by default) reads the
     questions the cheap blend is least sure of, at most `share` of each role, and joins the
     blend for those; the rule and the combination are fitted on the blend questions. Questions
     of a kind no blend question has are read by the heavy reader alone (`unfamiliar`)."""
-    settings = HeavySettings(**config.model_dump(
-        include={"runtime", "context_tokens", "permutations", "threads", "device",
-                 "max_seconds", "precision", "scoring", "batch_size"}))
+    settings = heavy_reader.settings(config.max_seconds)
     with warehouse.get_connection() as db:
         strangers = config.unfamiliar == "heavy" and any(
             cascade_step.unfamiliar_ids(db).values())
-        model = models.resolve(config.model, log=context.log.info) \
+        model = models.resolve(heavy_reader.model, log=context.log.info) \
             if config.share > 0 or strangers else None
         return run_step(
             context, db, config,
@@ -323,8 +309,7 @@ def cascade(context: AssetExecutionContext, config: CascadeConfig, warehouse: Wa
                                                model, context.log.info,
                                                config.unfamiliar),  # type: ignore[arg-type]
             describe=lambda: cascade_step.describe(db),
-            state={"model": model.key if model else None,
-                   "setup": settings.setup(model).as_dict() if model else None})
+            state=heavy_state(heavy_reader, model))
 
 
 class SubmissionConfig(Config):

@@ -21,7 +21,6 @@ import time
 import duckdb
 import numpy as np
 
-from assets.answering import CascadeConfig
 from pipeline.answering.readers import heavy, pad
 from pipeline.answering.readers.lexical import LexicalReader
 from pipeline.answering.readers.multiple_choice import MultipleChoiceReader
@@ -31,7 +30,7 @@ from pipeline.metrics import average_precisions, estimate
 from pipeline.models import resolve
 from pipeline.paths import work_dir
 from pipeline.retrieval.embeddings import Embedder
-from resources import ReaderSettings
+from resources import HeavyReader, ReaderSettings
 
 
 def time_readers(db: duckdb.DuckDBPyConnection, count: int, transformers: bool,
@@ -115,7 +114,7 @@ def main() -> None:
                         help="validation questions each reader is timed on")
     parser.add_argument("--transformers", action="store_true",
                         help="also time the heavy reader through transformers (fp32, slow)")
-    parser.add_argument("--context-tokens", type=int, default=CascadeConfig().context_tokens,
+    parser.add_argument("--context-tokens", type=int, default=HeavyReader().context_tokens,
                         help="context tokens in the heavy reader's prompt (the cascade's "
                         "default unless given)")
     args = parser.parse_args()

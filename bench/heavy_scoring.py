@@ -26,7 +26,6 @@ from pathlib import Path
 
 import numpy as np
 
-from assets.answering import CascadeConfig
 from assets.questions import QuestionsConfig
 from pipeline.answering.readers import heavy, pad
 from pipeline.metrics import average_precisions, estimate, top1_hits
@@ -34,6 +33,7 @@ from pipeline.models import resolve
 from pipeline.questions.csv_format import split_questions
 from pipeline.questions.formats import read_questions
 from pipeline.questions.training_pool import read_pool
+from resources import HeavyReader
 
 
 def blend_questions(count: int) -> list:
@@ -61,14 +61,14 @@ def resident_mib() -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--questions", type=int, default=50)
-    parser.add_argument("--context-tokens", type=int, default=CascadeConfig().context_tokens)
+    parser.add_argument("--context-tokens", type=int, default=HeavyReader().context_tokens)
     parser.add_argument("--scorings", nargs="+", default=["letter", "option"])
     parser.add_argument("--runtimes", nargs="+", default=["auto"],
                         help="auto (llama.cpp for a GGUF on the CPU), llama.cpp, transformers")
     args = parser.parse_args()
     items = blend_questions(args.questions)
     answers = [q.answer for q, _ in items]
-    model = resolve(CascadeConfig().model)
+    model = resolve(HeavyReader().model)
     print(f"{len(items)} blend questions, {args.context_tokens} context tokens, "
           f"{model.reference} ({model.source})")
     print(f"{'runtime':14}{'scoring':9}{'load s':>8}{'+RSS MiB':>10}{'s/question':>12}"

@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from assets.answering import CascadeConfig
 from bench.heavy_scoring import blend_questions
 from pipeline.answering.readers import pad
 from pipeline.answering.readers.llama_cpp import LlamaCppReader, gguf_path
 from pipeline.metrics import average_precisions, estimate
 from pipeline.models import resolve
+from resources import HeavyReader
 
 GGML_TYPE_Q8_0 = 8  # ggml's type id of a q8_0 tensor (the key cache's type)
 # (name, Llama options, re-quantised file type or None for the shipped file)
@@ -67,7 +67,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=30)
     parser.add_argument("--only", nargs="*", help="variants to run besides the baseline")
     args = parser.parse_args()
-    config = CascadeConfig()
+    config = HeavyReader()
     items = blend_questions(args.questions)
     answers = [q.answer for q, _ in items]
     model = resolve(config.model)

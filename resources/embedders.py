@@ -37,7 +37,8 @@ class SentenceEmbedders(ConfigurableResource):
     threads: int | None = Field(default=None, description="torch threads (default: torch's).")
     device: str = Field(default="auto", description="torch device; auto: a GPU if there is one.")
     runtime: Literal["fp32", "int8", "int8-partial"] = Field(
-        default="fp32", description="int8 runs faster on a CPU but moves rankings (see README).")
+        default="fp32",
+        description="int8 runs faster on a CPU but moves rankings (docs/benchmarks.md).")
 
     def references(self, role: Role) -> tuple[str, tuple[str, ...]]:
         if role == "prompt":

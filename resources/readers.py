@@ -13,7 +13,8 @@ class ReaderSettings(ConfigurableResource):
     heavy reader is the cascade's, configured on that asset).
 
     Models are hub ids or local paths, resolved through the model store. The CPU defaults are
-    the small models the project's machines carry; the GPU recipe (README) swaps in larger ones.
+    the small models the project's machines carry; the GPU recipe (docs/recipes.md) swaps in
+    larger ones.
     """
 
     similarity_model: str = Field(

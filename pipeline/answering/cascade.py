@@ -159,7 +159,7 @@ class HeavySettings:
     """How the heavy reader reads, and how long it may take (``max_seconds``: None, no limit)."""
 
     runtime: str = "auto"
-    context_tokens: int = 128
+    context_tokens: int = heavy.llama_cpp.DEFAULT_CONTEXT_TOKENS
     permutations: int = 1
     threads: int | None = None
     device: str = "auto"

@@ -27,7 +27,7 @@ from pipeline.questions.question import MAX_OPTIONS
 from pipeline.steps import Work
 from pipeline.tables import content_version
 
-HEAVY_SOURCE = "causal_lm"
+HEAVY_SOURCE = "heavy"  # the heavy reader, on llama.cpp or transformers
 Unfamiliar = Literal["heavy", "blend"]
 UNFAMILIAR_POLICIES = ("heavy", "blend")
 

@@ -30,11 +30,16 @@ SCHEMA = pa.schema([("reader", pa.string()), ("ranking", pa.string()), ("role", 
                     ("question_id", pa.string()),
                     *((letter, pa.float64()) for letter in LETTERS)])
 VERSION_COLUMNS = f"reader, ranking, role, question_id, {option_columns()}"
+# Readers renamed since a warehouse may have stored them: (old, new). The heavy reader was
+# stored as ``causal_lm`` whichever runtime read it (llama.cpp, by default).
+RENAMED_READERS = (("causal_lm", "heavy"),)
 
 
 def create(db: duckdb.DuckDBPyConnection) -> None:
     db.execute(DDL)
     widen_option_columns(db, "reader_logits")
+    for old, new in RENAMED_READERS:
+        db.execute("UPDATE reader_logits SET reader = ? WHERE reader = ?", [new, old])
 
 
 def source_name(reader: str, ranking: str) -> str:

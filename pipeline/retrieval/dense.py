@@ -3,7 +3,7 @@
 What the winning teams did on one GPU box, and on a CPU it is as exact and fast enough for the
 sample (21.6k chunks of 384 floats: 33 MB). A full enwiki corpus (tens of millions of chunks)
 outgrows one machine's memory; then the vectors belong in Elasticsearch ``dense_vector`` fields
-and kNN search (see the README).
+and kNN search (see docs/recipes.md).
 
 The vectors are those :mod:`pipeline.retrieval.embeddings` cached in ``text_embeddings``, read
 back as one normalised float32 matrix. Search is exact: a matrix product of normalised vectors

@@ -17,11 +17,11 @@ from assets.retrieval import candidate_passages, chunk_embeddings, lexical_index
 from pipeline.tables import table_versions
 from resources import (
     ContextBudget,
+    HeavyReader,
     LexicalSearch,
     ModelStore,
     ReaderSettings,
     SentenceEmbedders,
-    Teacher,
     VectorSearch,
     Warehouse,
 )
@@ -77,7 +77,7 @@ class Pipeline:
                 # MiniLM on both sides keeps the tests fast; MPNet is the recipe's.
                 "embedders": SentenceEmbedders(option_model=MINILM),
                 "readers": ReaderSettings(similarity_model=self.similarity_model),
-                "teacher": Teacher(model=SMOLLM, context_tokens=48)}
+                "heavy_reader": HeavyReader(model=SMOLLM, context_tokens=48)}
 
     def ops_config(self, max_chars: int = 512, validation: Path | None = None,
                    test: Path | None = None, train_device: str = "auto",
@@ -101,7 +101,7 @@ class Pipeline:
             "distilled_reader": {**training, "gold_weights": [0.5], "temperatures": [2.0]},
             "distillation_scorecard": {"teacher_questions": SCORECARD_TEACHER_QUESTIONS},
             "blend_weights": {"exclude": list(blend_exclude)},
-            "cascade": {"model": SMOLLM, "share": 0.5, "context_tokens": 64},
+            "cascade": {"share": 0.5},
             "submission": {"path": str(self.submission)}}
         names = {key.path[-1] for asset in self.assets for key in asset.keys}
         return {name: {"config": config} for name, config in ops.items() if name in names}
@@ -114,7 +114,7 @@ class Pipeline:
         return {"ops": ops, "resources": {
             "context_budget": {"config": {"tokens": 128}},
             "embedders": {"config": {"option_model": MINILM}},
-            "teacher": {"config": {"model": SMOLLM, "context_tokens": 48}}}}
+            "heavy_reader": {"config": {"model": SMOLLM, "context_tokens": 48}}}}
 
     def run(self, tokens: int = 128, **options: Any) -> dict[str, dict[str, Any]]:
         """Materialise the selected assets and their checks (``options``: those of

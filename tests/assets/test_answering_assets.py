@@ -46,7 +46,7 @@ def test_training_pool_is_cleaned_and_kept_apart(pipeline: Pipeline) -> None:
 
 def test_every_source_scores_every_scored_question(pipeline: Pipeline) -> None:
     rows = pipeline.query("SELECT reader || '@' || ranking, role, count(*) FROM reader_logits "
-                          "WHERE reader NOT IN ('causal_lm', 'teacher') "
+                          "WHERE reader NOT IN ('heavy', 'teacher') "
                           "AND NOT contains(reader, '.') GROUP BY ALL")
     counts = {(source, role): n for source, role, n in rows}
     assert {source for source, _ in counts} == SOURCES
@@ -72,7 +72,7 @@ def test_the_cascade_escalates_at_most_its_share_and_the_heavy_reader_reads_exac
     # share 0.5: floor(0.5 * n) of each role
     assert escalated == {"test": 1, "validation": 2, "blend": 7}
     read = dict(pipeline.query("SELECT role, count(*) FROM reader_logits "
-                               "WHERE reader = 'causal_lm' GROUP BY role"))
+                               "WHERE reader = 'heavy' GROUP BY role"))
     assert read == escalated
     # The heavy reader's entries in the reading cache (they record the seconds each took; the
     # cheap readers' batches do not).
@@ -132,7 +132,7 @@ def test_score_reports_the_blend_and_every_source_with_intervals(pipeline: Pipel
     assert score["validation_questions"] == 5
     assert 0 <= score["map_at_3_low"] <= score["map_at_3"] <= score["map_at_3_high"] <= 1
     assert set(score["map_at_3_by_source"]) == SOURCES | {
-        "blend", "cheap_blend", "causal_lm (escalated only)", "cheap_blend (same questions)"}
+        "blend", "cheap_blend", "heavy (escalated only)", "cheap_blend (same questions)"}
     assert set(score["gold_ranks"]) == {r[0] for r in pipeline.query(
         "SELECT id FROM questions WHERE role = 'validation'")}
     # The validation questions were written from passages of the tiny corpus; the lexical

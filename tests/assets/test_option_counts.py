@@ -36,7 +36,7 @@ def test_every_reader_scores_exactly_the_options_each_question_has(pipeline: Pip
         f"{' + '.join(f'({x} IS NOT NULL)::INT' for x in LETTERS)} "
         "FROM reader_logits WHERE role = 'test'")
     sources = {source for source, _, _ in counted}
-    assert SOURCES | {"causal_lm@semantic"} <= sources
+    assert SOURCES | {"heavy@semantic"} <= sources
     for source, qid, scored in counted:
         assert scored == OPTIONS[qid], (source, qid)
     final = pipeline.query(
@@ -59,7 +59,7 @@ def test_questions_unlike_the_blend_questions_are_answered_by_the_heavy_reader(
     # Answered by the heavy reader alone: its ranking is the answers' ranking.
     heavy = {q: row for q, *row in pipeline.query(
         "SELECT question_id, A, B, C, D, E FROM reader_logits "
-        "WHERE reader = 'causal_lm' AND role = 'test'")}
+        "WHERE reader = 'heavy' AND role = 'test'")}
     final = {q: row for q, *row in pipeline.query(
         "SELECT question_id, A, B, C, D, E FROM answer_scores WHERE role = 'test'")}
     for qid, n in OPTIONS.items():

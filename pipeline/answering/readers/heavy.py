@@ -77,7 +77,8 @@ def setup(model: ResolvedModel, runtime: Runtime = "auto", device: str = "auto",
     return Setup(chosen, torch_dev.type, weight_precision(torch_dev, precision))
 
 
-def load(model: ResolvedModel, runtime: Runtime = "auto", *, context_tokens: int = 256,
+def load(model: ResolvedModel, runtime: Runtime = "auto", *,
+         context_tokens: int = llama_cpp.DEFAULT_CONTEXT_TOKENS,
          permutations: int = 1, threads: int | None = None, device: str = "auto",
          precision: str = "auto", scoring: str = "letter", batch_size: int = 1
          ) -> LetterReader:

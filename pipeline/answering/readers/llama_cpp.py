@@ -4,8 +4,8 @@ Why llama.cpp: the strongest reader these machines can run is Qwen2.5-Coder-1.5B
 official weights are a Q4_K_M GGUF. transformers dequantises such a file to float32 (77 s to
 load, 7.1 GB, 5.95 s a question on two cores); llama.cpp memory-maps it (4 s, 1.8 GB) and runs
 the 4-bit kernels directly, 3.26 s a question for the same answers (``bench/heavy_scoring.py
---runtimes llama.cpp transformers``, README). Dynamic int8 quantisation under torch was faster
-still but ruined the answers.
+--runtimes llama.cpp transformers``, docs/benchmarks.md). Dynamic int8 quantisation under
+torch was faster still but ruined the answers.
 
 The method is the answer-letter approach of :mod:`pipeline.answering.readers.causal_lm`: one
 prompt in the model's own chat template (context, question, and the question's own ``k``
@@ -38,6 +38,7 @@ import numpy as np
 from pipeline.answering.readers import pad
 from pipeline.answering.readers.causal_lm import (
     ANSWER_CUE,
+    DEFAULT_CONTEXT_TOKENS,
     OPTION_SYSTEM,
     SYSTEM,
     AnswerTokens,
@@ -56,7 +57,6 @@ from pipeline.answering.readers.causal_lm import (
 from pipeline.models import ResolvedModel
 from pipeline.questions.question import MIN_OPTIONS, Question
 
-DEFAULT_CONTEXT_TOKENS = 128
 # llama.cpp's settings of the reader: prompts of a few hundred tokens go in one batch.
 LLAMA_OPTIONS: dict[str, Any] = {"n_batch": 512}
 

@@ -27,7 +27,7 @@ a learnt scale. Why this form on a CPU with a few hundred training questions:
   a CPU epoch over the 624 train questions stem_1k had then (loss 1.604 to 1.609, 78 steps): the
   five pairs differ only in a few option tokens, so their pooled vectors barely differ. (The
   ``cross_encoder`` kind scores pairs with the model's own multiple-choice head instead; its
-  learning curve on this CPU is in the README beside this reader's.)
+  learning curve on this CPU is in docs/benchmarks.md beside this reader's.)
 * **One context for all of a question's options, each option whole.** The context is split
   into sentences once per question (as the chunker splits) and every option is compared with
   the same sentences; options are never cut.
@@ -370,7 +370,7 @@ def teacher_row(question: Question, row: np.ndarray | Sequence[float] | None) ->
 
 
 def train(model_dir: ResolvedModel | str | Path, examples: Sequence[Example],
-          out_dir: str | Path, *, eval_examples: Sequence[Example] = (), epochs: float = 2.0,
+          out_dir: str | Path, *, eval_examples: Sequence[Example] = (), epochs: float = 1.0,
           max_steps: int | None = None, batch_size: int = 8, grad_accum: int = 1,
           lr: float = 2e-5, head_lr: float = 1e-2, weight_decay: float = 0.01,
           warmup: float = 0.1, max_length: int = DEFAULT_MAX_LENGTH, seed: int = 0,

@@ -50,3 +50,14 @@ def test_a_source_missing_questions_is_an_error(db: duckdb.DuckDBPyConnection) -
         read_role(db, "validation", ["lexical@es"])
     with pytest.raises(ValueError, match="2 questions but logits of shape"):
         write_logits(db, "lexical", "es", [("test", "t"), ("test", "u")], padded(np.zeros((1, 5))))
+
+
+def test_a_warehouse_from_before_the_rename_keeps_the_heavy_readers_logits(
+        db: duckdb.DuckDBPyConnection) -> None:
+    """Logits the heavy reader stored as ``causal_lm`` are read as ``heavy``'s."""
+    write_logits(db, "causal_lm", "semantic", [("test", "t")], padded([[0.1, 0.2, 0.3, 0.4]]))
+    write_logits(db, "lexical", "semantic", [("test", "t")], padded([[0.3, 0.3, 0.2, 0.2]]))
+    labelled = read_role(db, "test", ["heavy@semantic", "lexical@semantic"])
+    np.testing.assert_allclose(labelled.sources["heavy@semantic"][0, :4], [0.1, 0.2, 0.3, 0.4])
+    assert db.execute("SELECT count(*) FROM reader_logits WHERE reader = 'causal_lm'"
+                      ).fetchone() == (0,)
