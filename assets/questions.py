@@ -15,7 +15,8 @@ class QuestionsConfig(Config):
     test_path: str = Field(
         default=str(QUESTIONS / "extra_500.csv"),
         description="Questions to answer, in any accepted format (Kaggle CSV id,prompt,A..E; "
-        "ARC/OpenBookQA JSON lines, MMLU CSV or JSON, SciQ, Parquet, Arrow: see the README); "
+        "ARC/OpenBookQA JSON lines, MMLU CSV or JSON, SciQ, Parquet, Arrow: see "
+        "docs/how-it-works.md); "
         "answers, if given, are scored too. Point it at the competition's test.csv to make a "
         "submission.")
     test_allow_empty_options: bool = Field(

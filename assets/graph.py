@@ -1,0 +1,80 @@
+"""The asset graph as a Mermaid flowchart, drawn from the real ``Definitions``: one box per asset
+group, one node per asset, an arrow per dependency. GitHub and most Markdown viewers render it
+as a picture.
+
+    python -m assets.graph            # print it
+    python -m assets.graph --write    # rewrite the README's copy (between the markers)
+
+``tests/assets/test_graph.py`` fails when the README's copy is not the graph of the code.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from dagster import Definitions
+
+from pipeline.paths import PROJECT_ROOT
+
+README = PROJECT_ROOT / "README.md"
+BEGIN, END = "<!-- asset-graph: python -m assets.graph --write -->", "<!-- /asset-graph -->"
+# Nine logits assets (three readers by three rankings) are drawn as one node.
+LOGITS = re.compile(r"^logits_(lexical|similarity|multiple_choice)_\w+$")
+
+
+def _node(name: str) -> str:
+    return "logits_reader_ranking" if LOGITS.match(name) else name
+
+
+def mermaid(definitions: Definitions) -> str:
+    """The flowchart text of ``definitions``' assets: groups, and the assets in each, in the
+    order data flows (by depth from the sources, then by name)."""
+    group: dict[str, str] = {}
+    edges: set[tuple[str, str]] = set()
+    for spec in definitions.resolve_all_asset_specs():
+        name = _node(spec.key.path[-1])
+        group[name] = spec.group_name or "default"
+        edges |= {(_node(dep.asset_key.path[-1]), name) for dep in spec.deps}
+    edges = {(a, b) for a, b in edges if a != b}
+    depth = {name: 0 for name in group}
+    for _ in group:  # longest path from a source; the graph is acyclic
+        for upstream, downstream in edges:
+            depth[downstream] = max(depth[downstream], depth[upstream] + 1)
+    order = sorted(group, key=lambda name: (depth[name], name))
+    groups = sorted(set(group.values()),
+                    key=lambda g: (min(depth[n] for n in group if group[n] == g), g))
+    lines = ["```mermaid", "flowchart TB"]
+    for name_of_group in groups:
+        lines.append(f"  subgraph group_{name_of_group}[\"{name_of_group}\"]")
+        lines += [f"    {name}" + ('["logits_{reader}_{ranking}<br/>(3 readers x 3 rankings)"]'
+                                   if name == "logits_reader_ranking" else "")
+                  for name in order if group[name] == name_of_group]
+        lines.append("  end")
+    lines += [f"  {upstream} --> {downstream}" for upstream, downstream in sorted(edges)]
+    lines.append("```")
+    return "\n".join(lines)
+
+
+def with_graph(readme: str, graph: str) -> str:
+    """``readme`` with the text between the markers replaced by ``graph``."""
+    before, rest = readme.split(BEGIN, 1)
+    _, after = rest.split(END, 1)
+    return f"{before}{BEGIN}\n{graph}\n{END}{after}"
+
+
+def main(argv: list[str]) -> int:
+    from definitions import defs
+
+    graph = mermaid(defs)
+    if argv[:1] == ["--write"]:
+        README.write_text(with_graph(README.read_text(), graph))
+        print(f"{Path(README).name}: asset graph rewritten")
+    else:
+        print(graph)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
