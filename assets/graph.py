@@ -2,24 +2,29 @@
 group, one node per asset, an arrow per dependency. GitHub and most Markdown viewers render it
 as a picture.
 
-    python -m assets.graph            # print it
-    python -m assets.graph --write    # rewrite the README's copy (between the markers)
+    python -m assets.graph -m definitions            # print it
+    python -m assets.graph -m definitions --write    # rewrite the README's copy
+
+The code location is named by the caller, as with ``dagster job execute -m definitions``: the
+asset layer does not import the edge.
 
 ``tests/assets/test_graph.py`` fails when the README's copy is not the graph of the code.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import re
 import sys
-from pathlib import Path
 
 from dagster import Definitions
 
 from pipeline.paths import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
-BEGIN, END = "<!-- asset-graph: python -m assets.graph --write -->", "<!-- /asset-graph -->"
+BEGIN = "<!-- asset-graph: python -m assets.graph -m definitions --write -->"
+END = "<!-- /asset-graph -->"
 # Nine logits assets (three readers by three rankings) are drawn as one node.
 LOGITS = re.compile(r"^logits_(lexical|similarity|multiple_choice)_\w+$")
 
@@ -65,12 +70,17 @@ def with_graph(readme: str, graph: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    from definitions import defs
-
-    graph = mermaid(defs)
-    if argv[:1] == ["--write"]:
+    parser = argparse.ArgumentParser(prog="python -m assets.graph",
+                                     description="The asset graph as a Mermaid flowchart.")
+    parser.add_argument("-m", "--module", required=True,
+                        help="the module holding the Definitions as `defs` (definitions)")
+    parser.add_argument("--write", action="store_true",
+                        help="rewrite the README's copy instead of printing the graph")
+    args = parser.parse_args(argv)
+    graph = mermaid(importlib.import_module(args.module).defs)
+    if args.write:
         README.write_text(with_graph(README.read_text(), graph))
-        print(f"{Path(README).name}: asset graph rewritten")
+        print(f"{README.name}: asset graph rewritten")
     else:
         print(graph)
     return 0

@@ -3,7 +3,7 @@ student and that the scorecard measures, configured once for all three.
 
 One resource, so the three read with the same settings by construction and share their cached
 readings (a reading is keyed by the weights, the setup and the prompt settings). Its defaults
-are the domain's (:class:`pipeline.answering.cascade.HeavySettings` and
+are the domain's (:class:`pipeline.answering.heavy_settings.HeavySettings` and
 :data:`pipeline.answering.readers.heavy.DEFAULT_MODEL`): one definition each.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from pipeline.answering.cascade import HeavySettings
+from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.readers.heavy import DEFAULT_MODEL
 
 DEFAULTS = HeavySettings()

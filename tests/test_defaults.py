@@ -7,7 +7,7 @@ import inspect
 from typing import Any
 
 from assets.answering import TrainReaderConfig
-from pipeline.answering.cascade import HeavySettings
+from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.reader_training import TrainSettings
 from pipeline.answering.readers import heavy, multiple_choice
 from pipeline.answering.readers.causal_lm import CausalLMReader

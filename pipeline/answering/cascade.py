@@ -32,12 +32,12 @@ import numpy as np
 
 from pipeline.answering import reading_cache
 from pipeline.answering.blend import answer_indices, fit_logit, log_softmax
+from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.readers import heavy, pad
 from pipeline.answering.reading_list import ReadingList
 from pipeline.metrics import top1_hits
 from pipeline.models import ResolvedModel
 from pipeline.questions.question import Question
-from pipeline.source_version import source_version
 
 MEASURES = ("margin", "entropy", "top")
 # Below this many escalated blend questions the combination is not fitted: the heavy reader's
@@ -145,40 +145,8 @@ def combine(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
 # Reading the escalated questions.
 
 DEFAULT_SHARE = 0.25
-# The code of the heavy readers (prompt, runtime, letter scoring): cached readings made by other
-# code are not reused.
-READER_CODE = source_version("pipeline.answering.readers.heavy")
-
-
 # A question waiting for its batch: (role, id), its reading-cache key, the question, its context.
 Waiting = tuple[tuple[str, str], str, Question, str]
-
-
-@dataclass(frozen=True)
-class HeavySettings:
-    """How the heavy reader reads, and how long it may take (``max_seconds``: None, no limit)."""
-
-    runtime: str = "auto"
-    context_tokens: int = heavy.llama_cpp.DEFAULT_CONTEXT_TOKENS
-    permutations: int = 1
-    threads: int | None = None
-    device: str = "auto"
-    max_seconds: float | None = None
-    precision: str = "auto"
-    scoring: str = "letter"
-    batch_size: int = 1
-
-    def setup(self, model: ResolvedModel) -> heavy.Setup:
-        """The runtime, device type and precision ``model`` is read with under these settings."""
-        return heavy.setup(model, self.runtime, self.device,  # type: ignore[arg-type]
-                           self.precision)
-
-    def cache_settings(self, setup: heavy.Setup) -> dict[str, Any]:
-        """What a reading depends on besides the weights and the question: the setup it is
-        made with (runtime, device type, precision), the prompt settings and the code; not the
-        threads or the batch size, which change the speed, not the answer."""
-        return {**setup.as_dict(), "context_tokens": self.context_tokens,
-                "permutations": self.permutations, "scoring": self.scoring, "code": READER_CODE}
 
 
 class HeavyReading:

@@ -22,7 +22,8 @@ import duckdb
 import numpy as np
 
 from pipeline.answering import distillation, reading_cache
-from pipeline.answering.cascade import HeavyReading, HeavySettings
+from pipeline.answering.cascade import HeavyReading
+from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.readers import multiple_choice
 from pipeline.answering.reading_list import reading_list
 from pipeline.metrics import average_precisions, estimate, top1_hits

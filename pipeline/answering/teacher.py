@@ -21,7 +21,8 @@ import duckdb
 import numpy as np
 
 from pipeline.answering import logit_table
-from pipeline.answering.cascade import HeavyReading, HeavySettings
+from pipeline.answering.cascade import HeavyReading
+from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.reading_list import ReadingList, reading_list
 from pipeline.metrics import average_precisions, top1_hits
 from pipeline.models import ResolvedModel

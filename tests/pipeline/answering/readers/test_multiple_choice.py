@@ -298,7 +298,7 @@ def test_the_scorer_trains_on_a_ragged_batch_with_finite_loss_and_gradients(
                for i, (q, _) in enumerate(items)]
     teacher[3] = np.concatenate([teacher[3], np.full(MAX_OPTIONS - len(teacher[3]), np.nan)])
     report = train(minilm_dir, items, tmp_path / "ragged", eval_examples=_ragged()[8:12],
-                   max_steps=3, batch_size=4, lr=1e-4, max_length=64, seed=0,
+                   epochs=2, max_steps=3, batch_size=4, lr=1e-4, max_length=64, seed=0,
                    log=lambda _: None, teacher=teacher, gold_weight=0.5, temperature=2.0)
     assert report.steps == 3 and np.isfinite(report.losses).all()
     assert all(p.accuracy is not None and 0 <= p.map_at_3 <= 1 for p in report.curve)
