@@ -31,31 +31,3 @@ def test_the_graph_does_not_depend_on_the_environment() -> None:
                         "ranking_semantic"]] in plain
     assert _graph({"SEARCH_BACKEND": "elasticsearch"}) == plain
 
-
-CONFIGS = sorted((PROJECT_ROOT / "config").glob("*.yaml"))
-
-
-def test_every_shipped_run_config_is_valid_for_the_job_it_names() -> None:
-    """`make run RUN_CONFIG=config/<name>.yaml` deep-merges the file over answer_job's default;
-    each merged config must pass Dagster's validation of answer_job (a setting moved to a
-    resource, or renamed, fails here rather than at a user's run)."""
-    import yaml
-    from dagster import validate_run_config
-
-    from definitions import defs
-
-    job = defs.resolve_job_def("answer_job")
-    default = yaml.safe_load((PROJECT_ROOT / "config" / "answer_job.yaml").read_text())
-    runs = [path for path in CONFIGS if path.name not in ("dagster.yaml", "answer_job.yaml")]
-    assert {path.name for path in runs} >= {"ci.yaml", "gpu.yaml", "distillation.yaml"}
-    for path in runs:
-        validate_run_config(job, _merged(default, yaml.safe_load(path.read_text())))
-
-
-def _merged(base: dict, over: dict) -> dict:
-    """``over`` deep-merged into ``base``, as Dagster merges two ``-c`` files."""
-    merged = dict(base)
-    for key, value in over.items():
-        merged[key] = (_merged(base[key], value) if isinstance(value, dict)
-                       and isinstance(base.get(key), dict) else value)
-    return merged
