@@ -44,6 +44,60 @@ def unfamiliar_ids(db: duckdb.DuckDBPyConnection) -> dict[str, list[str]]:
     return out
 
 
+Cheap = dict[str, tuple[list[str], np.ndarray]]  # per role: ids, log-probabilities
+
+
+def cheap_scores(db: duckdb.DuckDBPyConnection) -> Cheap:
+    """Per blended role, the cheap blend's ids and calibrated log-probabilities."""
+    return {role: option_scores.read_scores(db, "blended_scores", role)[:2]
+            for role in ROLES_BLENDED}
+
+
+def blend_answers(db: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    return dict(db.execute("SELECT id, answer FROM questions WHERE role = 'blend'").fetchall())
+
+
+def choose(cheap: Cheap, rule: cascade.EscalationRule, share: float,
+           strangers: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Per role, the ids the heavy reader reads: the unfamiliar ones first, then at most
+    ``share`` of the familiar ones, least sure first."""
+    chosen = {}
+    for role, (ids, logp) in cheap.items():
+        apart = set(strangers[role])
+        familiar = [i for i, qid in enumerate(ids) if qid not in apart]
+        escalated = cascade.escalate(logp[familiar], rule, share) if familiar else []
+        chosen[role] = [*strangers[role], *(ids[familiar[i]] for i in escalated)]
+    return chosen
+
+
+def answer(cheap: Cheap, answers: dict[str, str], heavy: dict[tuple[str, str], np.ndarray],
+           strangers: dict[str, list[str]]
+           ) -> tuple[list[tuple[str, str, np.ndarray, bool]], cascade.Combination]:
+    """Every role's final scores, ``(role, id, scores, read)``: the cheap blend's where the
+    heavy reader did not read, the heavy reader's alone for an unfamiliar question, else the
+    combination fitted on the blend questions it read."""
+    blend_ids, blend_logp = cheap["blend"]
+    read_blend = [q for q in blend_ids if ("blend", q) in heavy]
+    position = {q: i for i, q in enumerate(blend_ids)}
+    combination = cascade.fit_combination(
+        np.array([blend_logp[position[q]] for q in read_blend]).reshape(-1, MAX_OPTIONS),
+        np.array([heavy[("blend", q)] for q in read_blend]).reshape(-1, MAX_OPTIONS),
+        [answers[q] for q in read_blend])
+    rows = []
+    for role, (ids, logp) in cheap.items():
+        apart = set(strangers[role])
+        for qid, scores in zip(ids, logp, strict=True):
+            read = heavy.get((role, qid))
+            if read is None:
+                final = scores
+            elif qid in apart:
+                final = log_softmax(read[None, :])[0]
+            else:
+                final = cascade.combine(scores[None, :], read[None, :], combination)[0]
+            rows.append((role, qid, final, read is not None))
+    return rows, combination
+
+
 def build(db: duckdb.DuckDBPyConnection, share: float, ranking: str,
           settings: cascade.HeavySettings, model: ResolvedModel | None,
           log: Callable[[str], None] = print, unfamiliar: Unfamiliar = "heavy") -> Work:
@@ -52,38 +106,16 @@ def build(db: duckdb.DuckDBPyConnection, share: float, ranking: str,
     scores (the cheap blend's where nothing was read)."""
     if unfamiliar not in UNFAMILIAR_POLICIES:
         raise ValueError(f"unfamiliar must be one of {UNFAMILIAR_POLICIES}, not {unfamiliar!r}")
-    cheap = {role: option_scores.read_scores(db, "blended_scores", role)[:2]
-             for role in ROLES_BLENDED}
-    answers = dict(db.execute("SELECT id, answer FROM questions WHERE role = 'blend'"
-                              ).fetchall())
+    cheap = cheap_scores(db)
+    answers = blend_answers(db)
     blend_ids, blend_logp = cheap["blend"]
     rule = cascade.fit_rule(blend_logp, [answers[q] for q in blend_ids])
     strangers = unfamiliar_ids(db) if unfamiliar == "heavy" else {r: [] for r in cheap}
-    apart = {role: set(ids) for role, ids in strangers.items()}
-    chosen = {}
-    for role, (ids, logp) in cheap.items():
-        familiar = [i for i, qid in enumerate(ids) if qid not in apart[role]]
-        escalated = cascade.escalate(logp[familiar], rule, share) if familiar else []
-        chosen[role] = [*strangers[role], *(ids[familiar[i]] for i in escalated)]
+    chosen = choose(cheap, rule, share, strangers)
     reading = cascade.HeavyReading(db, settings, model, log)
     heavy = reading.read({role: reading_list(db, ranking, roles=(role,)) for role in chosen},
                          chosen)
-    read_blend = [q for q in chosen["blend"] if ("blend", q) in heavy]
-    combination = cascade.fit_combination(
-        np.array([blend_logp[blend_ids.index(q)] for q in read_blend]).reshape(-1, MAX_OPTIONS),
-        np.array([heavy[("blend", q)] for q in read_blend]).reshape(-1, MAX_OPTIONS),
-        [answers[q] for q in read_blend])
-    rows = []
-    for role, (ids, logp) in cheap.items():
-        for qid, scores in zip(ids, logp, strict=True):
-            read = heavy.get((role, qid))
-            if read is None:
-                final = scores
-            elif qid in apart[role]:
-                final = log_softmax(read[None, :])[0]
-            else:
-                final = cascade.combine(scores[None, :], read[None, :], combination)[0]
-            rows.append((role, qid, final, read is not None))
+    rows, combination = answer(cheap, answers, heavy, strangers)
     option_scores.write_scores(db, "answer_scores", rows)
     keys = sorted(heavy)
     logit_table.write_logits(db, HEAVY_SOURCE, ranking, keys,
