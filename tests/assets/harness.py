@@ -12,7 +12,8 @@ from dagster import AssetsDefinition, DagsterInstance, materialize
 from assets.answering import answering_assets, answering_checks
 from assets.corpus import dump_files, wiki_articles, wiki_chunks
 from assets.questions import questions
-from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic, rankings_checks
+from assets.rankings import RANKINGS as RANKING_ASSETS
+from assets.rankings import ranking_edit_distance, ranking_search, ranking_semantic, rankings_checks
 from assets.retrieval import candidate_passages, chunk_embeddings, lexical_index, retrieval_checks
 from pipeline.tables import table_versions
 from resources import (
@@ -31,9 +32,9 @@ MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 SMOLLM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # the heavy reader of the tests: small and real
 SHARDS = ("tiny-00000.json.gz", "tiny-00001.json.bz2")
 RETRIEVAL = [dump_files, wiki_articles, wiki_chunks, questions, lexical_index, chunk_embeddings,
-             candidate_passages, ranking_es, ranking_edit_distance, ranking_semantic]
+             candidate_passages, ranking_search, ranking_edit_distance, ranking_semantic]
 ASSETS = [*RETRIEVAL, *answering_assets]
-RANKINGS = ("es", "edit_distance", "semantic")
+RANKINGS = tuple(RANKING_ASSETS)  # the rankings' names, as the assets define them
 SOURCES = {f"{reader}@{ranking}" for reader in ("lexical", "similarity", "multiple_choice")
            for ranking in RANKINGS}
 TEST = FIXTURES / "retrieval" / "test.csv"
@@ -147,3 +148,11 @@ class Pipeline:
         rows = self.query("SELECT question_id, context, titles, tokens FROM packed_contexts "
                           f"WHERE ranking = '{ranking}'")
         return {qid: (context, titles, tokens) for qid, context, titles, tokens in rows}
+
+
+def run_once(pipeline: Pipeline) -> Pipeline:
+    """Run ``pipeline`` once and keep what that first run reported (``first``: materialisation
+    metadata, ``first_checks``: check evaluations) for a module's tests to read."""
+    pipeline.first = pipeline.run()
+    pipeline.first_checks = pipeline.checks
+    return pipeline

@@ -19,16 +19,14 @@ from tests.assets.harness import (
     UPSTREAM_OF_CHUNKS,
     VALIDATION,
     Pipeline,
+    run_once,
 )
 
 
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     with DagsterInstance.ephemeral() as instance:
-        built = Pipeline(tmp_path_factory.mktemp("answering"), instance)
-        built.first = built.run()
-        built.first_checks = built.checks
-        yield built
+        yield run_once(Pipeline(tmp_path_factory.mktemp("answering"), instance))
 
 
 def test_training_pool_is_cleaned_and_kept_apart(pipeline: Pipeline) -> None:
@@ -113,7 +111,7 @@ def test_the_teacher_reads_its_budget_and_the_blend_reads_the_student_chosen_on_
     best = max(candidates, key=lambda c: (c["blend_map_at_3"], c["kind"] == "gold"))
     student = pipeline.first["distilled_reader"]
     assert student["weights_sha256"] == best["weights_sha256"]
-    for ranking in ("es", "edit_distance", "semantic"):
+    for ranking in ("search", "edit_distance", "semantic"):
         logits = pipeline.first[f"logits_multiple_choice_{ranking}"]
         assert logits["model_weights_sha256"] == student["weights_sha256"]
     card = dict(pipeline.query("SELECT reader, questions FROM distillation_scorecard"))

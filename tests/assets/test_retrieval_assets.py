@@ -12,7 +12,7 @@ from assets.retrieval import retrieval_checks
 from pipeline.retrieval.embeddings import Embedder
 from resources import VectorSearch
 from tests.assets.counted_work import Counted
-from tests.assets.harness import RANKINGS, RETRIEVAL, Pipeline
+from tests.assets.harness import RANKINGS, RETRIEVAL, Pipeline, run_once
 from tests.conftest import FIXTURES
 from tests.elasticsearch_server import ElasticsearchTarget
 
@@ -27,10 +27,7 @@ def retrieval_pipeline(root: Path, instance: DagsterInstance) -> Pipeline:
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory: pytest.TempPathFactory):
     with DagsterInstance.ephemeral() as instance:
-        built = retrieval_pipeline(tmp_path_factory.mktemp("retrieval"), instance)
-        built.first = built.run()
-        built.first_checks = built.checks
-        yield built
+        yield run_once(retrieval_pipeline(tmp_path_factory.mktemp("retrieval"), instance))
 
 
 def test_each_question_gets_its_source_article_in_context(pipeline: Pipeline) -> None:
@@ -65,7 +62,7 @@ def test_rerun_does_nothing_and_a_new_budget_repacks_only_the_rankings(
     changed = {name for name, version in pipeline.table_versions().items()
                if tables.get(name) != version}
     assert "packed_contexts" in changed and "candidate_passages" not in changed
-    assert all(tokens <= 64 for _, _, tokens in pipeline.contexts("es").values())
+    assert all(tokens <= 64 for _, _, tokens in pipeline.contexts("search").values())
 
 
 def test_a_deleted_index_is_rebuilt_although_nothing_upstream_changed(
@@ -74,7 +71,7 @@ def test_a_deleted_index_is_rebuilt_although_nothing_upstream_changed(
     rebuilt = pipeline.run()
     assert work.take()["indexed"] == pipeline.first["wiki_chunks"]["dagster/row_count"]
     assert rebuilt["lexical_index"]["rebuilt"] is True
-    assert pipeline.contexts("es")["t1"][1][0] == "ABC islands"
+    assert pipeline.contexts("search")["t1"][1][0] == "ABC islands"
 
 
 def test_a_new_shard_indexes_and_embeds_only_its_chunks(pipeline: Pipeline) -> None:
