@@ -251,7 +251,7 @@ class BlendConfig(Config):
                        "(the method with the best out-of-fold MAP@3 is chosen).")
     seed: int = 0
     exclude: list[str] = Field(default_factory=list, description="Sources (reader@ranking, "
-                               "e.g. similarity@es) left out of the blend; they are still "
+                               "e.g. similarity@search) left out of the blend; they are still "
                                "scored. Deselect their logits assets to skip them too.")
 
 

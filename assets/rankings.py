@@ -46,11 +46,11 @@ def _rank(context: AssetExecutionContext, ranking: str, rank_all: ranking_step.R
 
 @versioned_asset(pool=WAREHOUSE_POOL,
                  group_name="rankings", deps=[candidate_passages, questions], kinds={"duckdb"})
-def ranking_es(context: AssetExecutionContext, warehouse: Warehouse,
-               context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
-    """Candidates by their search score (BM25 from the lexical index, tantivy or Elasticsearch
-    alike; "es" is the recipe's name for this ranking), packed into a context."""
-    return _rank(context, "es", ranking_step.per_question(lambda _, ps: rank_by_search(ps)),
+def ranking_search(context: AssetExecutionContext, warehouse: Warehouse,
+                   context_budget: ContextBudget, models: ModelStore) -> MaterializeResult:
+    """Candidates by their lexical search score (BM25 from the lexical index, tantivy or
+    Elasticsearch alike; the recipe's notebooks call it "es"), packed into a context."""
+    return _rank(context, "search", ranking_step.per_question(lambda _, ps: rank_by_search(ps)),
                  warehouse, context_budget, models)
 
 
@@ -110,6 +110,6 @@ def _budget_check(ranking_asset: AssetsDefinition, ranking: str) -> AssetChecksD
     return check
 
 
-RANKINGS = {"es": ranking_es, "edit_distance": ranking_edit_distance,
+RANKINGS = {"search": ranking_search, "edit_distance": ranking_edit_distance,
             "semantic": ranking_semantic}
 rankings_checks = [_budget_check(asset, name) for name, asset in RANKINGS.items()]

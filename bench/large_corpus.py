@@ -21,7 +21,8 @@ from dagster import DagsterInstance, RunConfig, materialize
 import resources
 from assets.corpus import DumpConfig, dump_files, wiki_articles, wiki_chunks
 from assets.questions import QuestionsConfig, questions
-from assets.rankings import ranking_edit_distance, ranking_es, ranking_semantic
+from assets.rankings import RANKINGS as RANKING_ASSETS
+from assets.rankings import ranking_edit_distance, ranking_search, ranking_semantic
 from assets.retrieval import (
     CandidateConfig,
     EmbeddingsConfig,
@@ -33,9 +34,9 @@ from pipeline.paths import QUESTIONS, SAMPLE_DUMP
 from pipeline.rankings.context_table import gold_in_candidates, retrieval_quality
 
 CORPUS = [dump_files, wiki_articles, wiki_chunks, questions]
-RETRIEVAL = [lexical_index, chunk_embeddings, candidate_passages, ranking_es,
+RETRIEVAL = [lexical_index, chunk_embeddings, candidate_passages, ranking_search,
              ranking_edit_distance, ranking_semantic]
-RANKINGS = ("es", "edit_distance", "semantic")
+RANKINGS = tuple(RANKING_ASSETS)  # the rankings' names, as the assets define them
 
 
 def measure(root: Path, whole_corpus: bool, dense_k: int) -> dict[str, object]:

@@ -27,7 +27,7 @@ from dagster import DagsterEventType, DagsterInstance
 
 from pipeline.paths import PROJECT_ROOT, QUESTIONS
 
-COUNTED = {"candidate_passages": "questions_retrieved", "ranking_es": "questions_ranked",
+COUNTED = {"candidate_passages": "questions_retrieved", "ranking_search": "questions_ranked",
            "ranking_edit_distance": "questions_ranked", "ranking_semantic": "questions_ranked",
            "cascade": "heavy_read"}
 
@@ -85,7 +85,7 @@ def main() -> None:
         config = folder / "new_test.yaml"
         config.write_text(f"ops:\n  questions:\n    config:\n      test_path: {test}\n"
                           "      test_limit: null\n")
-        print("| run | wall time | retrieved | ranked (es, edit distance, semantic) | "
+        print("| run | wall time | retrieved | ranked (search, edit distance, semantic) | "
               "(question, context) pairs read by the cheap readers | heavy reads | "
               "reader trained |")
         print("|---|---|---|---|---|---|---|")
@@ -95,7 +95,7 @@ def main() -> None:
             seconds, run_id = run(run_config)
             done = work_done(run_id)
             ranked = ", ".join(str(done.get(f"ranking_{r}", 0))
-                               for r in ("es", "edit_distance", "semantic"))
+                               for r in ("search", "edit_distance", "semantic"))
             print(f"| {label} | {seconds:.0f} s | {done.get('candidate_passages', 0)} | "
                   f"{ranked} | {done['read']} | {done.get('cascade', 0)} | "
                   f"{'yes' if done['trained'] else 'no'} |", flush=True)

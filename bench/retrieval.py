@@ -15,10 +15,11 @@ import time
 
 import duckdb
 
+from assets.rankings import RANKINGS as RANKING_ASSETS
 from pipeline.paths import PROJECT_ROOT, work_dir
 from pipeline.rankings.context_table import gold_in_candidates, retrieval_quality
 
-RANKINGS = ("es", "edit_distance", "semantic")
+RANKINGS = tuple(RANKING_ASSETS)  # the rankings' names, as the assets define them
 
 
 def main() -> None:

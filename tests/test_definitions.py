@@ -27,7 +27,7 @@ def test_the_graph_does_not_depend_on_the_environment() -> None:
     """The UI, `make lineage` and a run started with other environment variables must see the
     same assets and edges: which readers run is run configuration, not the environment."""
     plain = _graph({})
-    assert ["cascade", ["blend_weights", "questions", "ranking_edit_distance", "ranking_es",
+    assert ["cascade", ["blend_weights", "questions", "ranking_edit_distance", "ranking_search",
                         "ranking_semantic"]] in plain
     assert _graph({"SEARCH_BACKEND": "elasticsearch"}) == plain
 

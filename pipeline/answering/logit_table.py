@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from pipeline.answering.readers import option_mask
 from pipeline.questions.question import LETTERS, MAX_OPTIONS
+from pipeline.renames import RENAMED_RANKINGS, RENAMED_READERS
 from pipeline.tables import (
     append,
     option_column_ddl,
@@ -30,9 +31,6 @@ SCHEMA = pa.schema([("reader", pa.string()), ("ranking", pa.string()), ("role", 
                     ("question_id", pa.string()),
                     *((letter, pa.float64()) for letter in LETTERS)])
 VERSION_COLUMNS = f"reader, ranking, role, question_id, {option_columns()}"
-# Readers renamed since a warehouse may have stored them: (old, new). The heavy reader was
-# stored as ``causal_lm`` whichever runtime read it (llama.cpp, by default).
-RENAMED_READERS = (("causal_lm", "heavy"),)
 
 
 def create(db: duckdb.DuckDBPyConnection) -> None:
@@ -40,6 +38,8 @@ def create(db: duckdb.DuckDBPyConnection) -> None:
     widen_option_columns(db, "reader_logits")
     for old, new in RENAMED_READERS:
         db.execute("UPDATE reader_logits SET reader = ? WHERE reader = ?", [new, old])
+    for old, new in RENAMED_RANKINGS:
+        db.execute("UPDATE reader_logits SET ranking = ? WHERE ranking = ?", [new, old])
 
 
 def source_name(reader: str, ranking: str) -> str:

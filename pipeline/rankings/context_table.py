@@ -17,6 +17,7 @@ import pyarrow as pa
 from pipeline.metrics import estimate, gold_in_context, recall_hits
 from pipeline.rankings.orders import RankedPassage
 from pipeline.rankings.packing import PackedContext
+from pipeline.renames import RENAMED_RANKINGS
 from pipeline.tables import Check, append, transaction
 
 RANKINGS_DDL = """ranking VARCHAR, role VARCHAR, question_id VARCHAR, rank INTEGER,
@@ -36,6 +37,15 @@ CONTEXTS_SCHEMA = pa.schema([
 RECALL_AT = (1, 5, 20)
 
 Result = tuple[str, str, list[RankedPassage], PackedContext]
+
+
+def create(db: duckdb.DuckDBPyConnection) -> None:
+    """The two tables, with rankings stored under an old name renamed."""
+    db.execute(f"CREATE TABLE IF NOT EXISTS context_rankings ({RANKINGS_DDL})")
+    db.execute(f"CREATE TABLE IF NOT EXISTS packed_contexts ({CONTEXTS_DDL})")
+    for table in ("context_rankings", "packed_contexts"):
+        for old, new in RENAMED_RANKINGS:
+            db.execute(f"UPDATE {table} SET ranking = ? WHERE ranking = ?", [new, old])
 
 
 def write_ranking(db: duckdb.DuckDBPyConnection, ranking: str, results: Sequence[Result],
@@ -61,8 +71,7 @@ def write_ranking(db: duckdb.DuckDBPyConnection, ranking: str, results: Sequence
                             ("truncated", context.truncated),
                             ("item_key", keys.get((role, question_id)))):
             context_rows[name].append(value)
-    db.execute(f"CREATE TABLE IF NOT EXISTS context_rankings ({RANKINGS_DDL})")
-    db.execute(f"CREATE TABLE IF NOT EXISTS packed_contexts ({CONTEXTS_DDL})")
+    create(db)
     written = pa.table({"role": [r[0] for r in results], "question_id": [r[1] for r in results]},
                        schema=pa.schema([("role", pa.string()), ("question_id", pa.string())]))
     db.register("_written", written)

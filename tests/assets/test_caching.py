@@ -135,7 +135,7 @@ def test_moving_training_to_another_device_does_not_retrain(pipeline: Pipeline,
 
 def test_which_sources_enter_the_blend_is_run_configuration(pipeline: Pipeline,
                                                            work: Counted) -> None:
-    left_out = ("similarity@es", "lexical@es")
+    left_out = ("similarity@search", "lexical@search")
     pipeline.run(blend_exclude=left_out)
     blended = {source for (source,) in pipeline.query("SELECT source FROM blend_weights")}
     assert blended and not blended & set(left_out)

@@ -25,9 +25,10 @@ def test_score_gives_the_blend_and_each_source_with_intervals() -> None:
 
 
 def test_compare_lists_questions_crossing_rank_three() -> None:
-    change = compare({"blend": 0.8, "a@es": 0.5}, {"blend": 0.7, "b@es": 0.6},
+    change = compare({"blend": 0.8, "a@search": 0.5}, {"blend": 0.7, "b@search": 0.6},
                      {"q1": 1, "q2": 4, "q3": 3}, {"q1": 5, "q2": 2, "q3": 2, "q4": 1})
-    assert change.map_at_3 == {"blend": (0.8, 0.7), "a@es": (0.5, None), "b@es": (None, 0.6)}
+    assert change.map_at_3 == {"blend": (0.8, 0.7), "a@search": (0.5, None),
+                               "b@search": (None, 0.6)}
     assert change.left_top3 == [("q1", 1, 5)]
     assert change.entered_top3 == [("q2", 4, 2)]
     text = "\n".join(change.lines())
