@@ -151,7 +151,7 @@ def teacher_logits(context: AssetExecutionContext, config: TeacherLogitsConfig,
             stored=lambda: teacher.stored_version(db))
 
 
-class DistilledReaderConfig(TrainReaderConfig):
+class StudentReaderConfig(TrainReaderConfig):
     gold_weights: list[float] = Field(default_factory=lambda: [0.5], description="Weights of "
                                       "the gold answers' cross-entropy to try (the rest is KL "
                                       "to the teacher); each is a student trained.")
@@ -162,12 +162,12 @@ class DistilledReaderConfig(TrainReaderConfig):
 @versioned_asset(pool=WAREHOUSE_POOL,
                  group_name="answering", deps=[questions, RANKINGS[TRAIN_RANKING], trained_reader,
                                                teacher_logits], kinds={"pytorch", "duckdb"})
-def distilled_reader(context: AssetExecutionContext, config: DistilledReaderConfig,
-                     warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
-    """The multiple-choice reader distilled from the teacher: one student per (gold weight,
-    temperature), trained like `trained_reader` on gold answers and the teacher's
-    distribution, and the student the blend reads: the best on the blend questions, the
-    gold-only student included. Validation never chooses."""
+def student_reader(context: AssetExecutionContext, config: StudentReaderConfig,
+                   warehouse: Warehouse, models: ModelStore) -> MaterializeResult:
+    """The multiple-choice reader the blend reads: the best on the blend questions of the
+    gold-only student (`trained_reader`) and the students distilled from the teacher, one per
+    (gold weight, temperature), trained on gold answers and the teacher's distribution (none
+    when distillation is off). Validation never chooses."""
     base = models.resolve(config.base_model, log=context.log.info)
     settings = reader_training.TrainSettings(**config.model_dump(
         exclude={"base_model", "gold_weights", "temperatures"}))
@@ -192,7 +192,7 @@ class ScorecardConfig(Config):
 
 @versioned_asset(pool=WAREHOUSE_POOL,
                  group_name="answering", deps=[questions, RANKINGS["semantic"], teacher_logits,
-                                               distilled_reader], kinds={"duckdb", "pytorch"})
+                                               student_reader], kinds={"duckdb", "pytorch"})
 def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConfig,
                            warehouse: Warehouse, models: ModelStore,
                            heavy_reader: HeavyReader) -> MaterializeResult:
@@ -213,7 +213,7 @@ def distillation_scorecard(context: AssetExecutionContext, config: ScorecardConf
 
 def logits_asset(reader: str, ranking: str) -> AssetsDefinition:
     """The asset holding ``reader``'s five logits per question under ``ranking``'s contexts."""
-    deps = [questions, RANKINGS[ranking], *([distilled_reader] if reader == "multiple_choice"
+    deps = [questions, RANKINGS[ranking], *([student_reader] if reader == "multiple_choice"
                                             else [])]
 
     @versioned_asset(pool=WAREHOUSE_POOL,
@@ -390,6 +390,6 @@ def previous_score(now: Mapping[str, Any], earlier: Sequence[Mapping[str, Any]]
     return None
 
 
-answering_assets = [trained_reader, teacher_logits, distilled_reader, distillation_scorecard,
+answering_assets = [trained_reader, teacher_logits, student_reader, distillation_scorecard,
                     *LOGITS, blend_weights, cascade, submission, score]
 answering_checks = [score_within_previous_interval]

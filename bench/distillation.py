@@ -4,7 +4,7 @@ the warehouse ``make run`` left, side by side with the gold-only student, in one
 Each student starts from the same base encoder with the same settings as ``trained_reader``
 (one epoch by default) and learns from the distillation pool: the train questions with their
 edit-distance contexts, their gold answers and the teacher's labels (``teacher_logits``). After
-every epoch it is scored on the blend questions (what ``distilled_reader`` chooses on); at the
+every epoch it is scored on the blend questions (what ``student_reader`` chooses on); at the
 end the best epoch's weights are scored on the validation questions under ``--ranking``'s
 contexts (measured only, as the scorecard does). Gold weight 1 is the gold-only student; 0 is
 the teacher alone (the answers are never read).

@@ -38,7 +38,7 @@ Read = Callable[[list[tuple[Question, str]]], tuple[np.ndarray, dict[str, np.nda
 # Pairs read between progress lines (a multiple of every reader's batch size).
 PROGRESS_CHUNK = 256
 NOT_TRAINED = ("the multiple-choice reader is not trained: materialise trained_reader and "
-               "distilled_reader")
+               "student_reader")
 
 
 @dataclass

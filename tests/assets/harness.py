@@ -99,7 +99,7 @@ class Pipeline:
                           "blend_size": 14, "train_size": None},
             "trained_reader": training,
             "teacher_logits": {"max_questions": teacher_budget},
-            "distilled_reader": {**training, "gold_weights": [0.5], "temperatures": [2.0]},
+            "student_reader": {**training, "gold_weights": [0.5], "temperatures": [2.0]},
             "distillation_scorecard": {"teacher_questions": SCORECARD_TEACHER_QUESTIONS},
             "blend_weights": {"exclude": list(blend_exclude)},
             "cascade": {"share": 0.5},

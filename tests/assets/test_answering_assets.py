@@ -109,7 +109,7 @@ def test_the_teacher_reads_its_budget_and_the_blend_reads_the_student_chosen_on_
     candidates = [json.loads(row[0]) for row in found]
     assert [c["kind"] for c in candidates] == ["gold", "distilled"]
     best = max(candidates, key=lambda c: (c["blend_map_at_3"], c["kind"] == "gold"))
-    student = pipeline.first["distilled_reader"]
+    student = pipeline.first["student_reader"]
     assert student["weights_sha256"] == best["weights_sha256"]
     for ranking in ("search", "edit_distance", "semantic"):
         logits = pipeline.first[f"logits_multiple_choice_{ranking}"]

@@ -17,7 +17,7 @@ graph = definitions.defs.resolve_asset_graph()
 print(json.dumps({key.to_user_string(): graph.get(key).code_version
                   for key in graph.get_all_asset_keys()}))
 """
-ANSWERING = {"trained_reader", "teacher_logits", "distilled_reader", "distillation_scorecard",
+ANSWERING = {"trained_reader", "teacher_logits", "student_reader", "distillation_scorecard",
              "blend_weights", "cascade", "submission", "score"}
 
 
