@@ -4,8 +4,10 @@ A first run per candidate would take hours; this composes each candidate from wh
 area measured, so its figures are measurements, not guesses:
 
 - the wall minutes of the latest successful ``answer_job`` run in the instance
-  (``$DAGSTER_HOME``, as ``make run`` left it) and of its steps, and install minutes
-  (``--install-minutes``: a cold install measured 6.8, docs/benchmarks.md);
+  (``$DAGSTER_HOME``, as ``make run`` left it) and of its steps; the minutes of a cold install
+  (``--install-minutes``: 6.8 measured) and of downloading and assembling the heavy reader
+  (``--models-minutes``: 2.1 measured, for a base run that found it assembled), from
+  docs/benchmarks.md;
 - the heavy reader's seconds a question and the cascade's fixed cost (loading the model), from
   that run's cascade step;
 - for each cascade candidate (the share of test and validation questions the heavy reader reads,
@@ -24,6 +26,7 @@ area measured, so its figures are measurements, not guesses:
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 import duckdb
@@ -32,12 +35,15 @@ from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, Run
 
 from assets.answering import CascadeConfig
 from pipeline.answering import cascade, cascade_step
-from pipeline.answering.heavy_settings import HeavySettings
 from pipeline.answering.reading_list import reading_list
 from pipeline.metrics import Estimate, average_precisions, estimate
 from pipeline.models import resolve
 from pipeline.paths import work_dir
+from resources import HeavyReader
 
+# The heavy reader's wheels downloaded and assembled on a cold clone: the cascade took 10 min
+# 57 s on 2026-12-02 for 143 questions at 3.4 s and 0.8 min of loading (docs/benchmarks.md).
+COLD_MODELS_MINUTES = 2.1
 DISTILLATION_STEPS = ("teacher_logits", "student_reader", "distillation_scorecard")
 
 
@@ -68,12 +74,12 @@ def taught(run: DagsterRun) -> bool:
 
 
 def scored(final: dict[tuple[str, str], np.ndarray], role: str, ids: list[str],
-           answers: dict[str, str]) -> Estimate | None:
-    labelled = [q for q in ids if answers.get(q)]
+           answers: dict[tuple[str, str], str]) -> Estimate | None:
+    labelled = [q for q in ids if answers.get((role, q))]
     if not labelled:
         return None
     return estimate(average_precisions(np.array([final[(role, q)] for q in labelled]),
-                                       [answers[q] for q in labelled]))
+                                       [answers[(role, q)] for q in labelled]))
 
 
 def main() -> None:
@@ -82,9 +88,14 @@ def main() -> None:
                         help="shares of test and validation questions the heavy reader reads")
     parser.add_argument("--blend-shares", type=float, nargs="+", default=[0.25, 1.0],
                         help="shares of blend questions it reads (the combination's fit)")
-    parser.add_argument("--install-minutes", type=float, default=6.8)
+    parser.add_argument("--install-minutes", type=float, default=6.8,
+                        help="a cold install (docs/benchmarks.md: 6 min 46 s)")
+    parser.add_argument("--models-minutes", type=float, default=COLD_MODELS_MINUTES,
+                        help="downloading and assembling the heavy reader on a cold clone, "
+                        "which a base run after `make clean` did not do (0 if it did)")
     args = parser.parse_args()
-
+    # make's default instance, when run outside make.
+    os.environ.setdefault("DAGSTER_HOME", str(work_dir() / "dagster_home"))
     with DagsterInstance.get() as instance:
         runs = instance.get_runs(RunsFilter(job_name="answer_job",
                                             statuses=[DagsterRunStatus.SUCCESS]))
@@ -104,6 +115,7 @@ def main() -> None:
     if "cascade" not in minutes or not heavy_meta.get("heavy_seconds_per_question"):
         raise SystemExit(f"run {base.run_id} has no cascade step that read a question")
     per_question = float(heavy_meta["heavy_seconds_per_question"])
+    models_minutes = args.models_minutes
     read_in_run = int(heavy_meta.get("heavy_read", 0))
     fixed = minutes["cascade"] - read_in_run * per_question / 60
     # The run's wall time (steps, checks and Dagster's own work between them) but the cascade
@@ -113,24 +125,27 @@ def main() -> None:
 
     with duckdb.connect(str(work_dir() / "warehouse.duckdb")) as db:
         cheap = cascade_step.cheap_scores(db)
-        answers = dict(db.execute("SELECT id, answer FROM questions WHERE role IN "
-                                  "('blend', 'validation', 'test')").fetchall())
+        # Ids repeat across roles (two files numbered alike): answers are kept per role.
+        answers = {(role, qid): answer for role, qid, answer in db.execute(
+            "SELECT role, id, answer FROM questions WHERE role IN "
+            "('blend', 'validation', 'test')").fetchall()}
         strangers = cascade_step.unfamiliar_ids(db)
         everything = {role: ids for role, (ids, _) in cheap.items()}
-        settings = HeavySettings()
-        model = resolve(settings.model)
+        heavy_reader = HeavyReader()  # the resource's defaults, as make run reads
+        settings, model = heavy_reader.settings(None), resolve(heavy_reader.model)
         ranking = op_config(base, "cascade").get("ranking",
                                                   CascadeConfig.model_fields["ranking"].default)
         reading = cascade.HeavyReading(db, settings, model, name="heavy reader (bench)")
         heavy = reading.read({role: reading_list(db, ranking, roles=(role,))
                               for role in everything}, everything)
     blend_ids, blend_logp = cheap["blend"]
-    rule = cascade.fit_rule(blend_logp, [answers[q] for q in blend_ids])
+    blend_answers = {q: answers[("blend", q)] for q in blend_ids}
+    rule = cascade.fit_rule(blend_logp, [blend_answers[q] for q in blend_ids])
 
     print(f"base: run {base.run_id}: {wall:.1f} min, of which the "
           f"cascade {minutes['cascade']:.1f} ({read_in_run} questions at {per_question:.2f} s, "
           f"{fixed:.1f} min to load); distillation steps {distilled_in_base:.1f} min; "
-          f"install {args.install_minutes:.1f} min")
+          f"install {args.install_minutes:.1f} min, models {models_minutes:.1f} min")
     print(f"heavy readings replayed: {len(heavy)} ({reading.read_now} read by this call, "
           f"{reading.reused} from the cache); questions: "
           + ", ".join(f"{role} {len(ids)}" for role, ids in everything.items()))
@@ -141,15 +156,15 @@ def main() -> None:
             chosen = cascade_step.choose(cheap, rule, share, strangers)
             chosen["blend"] = cascade_step.choose(cheap, rule, blend_share, strangers)["blend"]
             subset = {(role, q): heavy[(role, q)] for role, ids in chosen.items() for q in ids}
-            rows, _ = cascade_step.answer(cheap, answers, subset, strangers)
+            rows, _ = cascade_step.answer(cheap, blend_answers, subset, strangers)
             final = {(role, q): scores for role, q, scores, _ in rows}
             valid = scored(final, "validation", everything["validation"], answers)
             test = scored(final, "test", everything["test"], answers)
-            total = (args.install_minutes + others + (fixed if subset else 0.0)
+            total = (args.install_minutes + models_minutes + others + (fixed if subset else 0.0)
                      + len(subset) * per_question / 60)
             valid_text = f"{valid.value:.3f} ({valid.low:.3f}-{valid.high:.3f})" if valid else "-"
             test_text = f"{test.value:.3f}" if test else "-"
-            print(f"| {share:.0%} | {blend_share:.0%} | {len(subset)} | {total:.0f} | "
+            print(f"| {share:.0%} | {blend_share:.0%} | {len(subset)} | {total:.1f} | "
                   f"{valid_text} | {test_text} |")
     if distillation is None:
         print("\ndistillation: no run in this instance taught; `make run "

@@ -144,7 +144,7 @@ def combine(cheap_log_probabilities: np.ndarray, heavy_logits: np.ndarray,
 # ----------------------------------------------------------------------------------------------
 # Reading the escalated questions.
 
-DEFAULT_SHARE = 0.25
+DEFAULT_SHARE = 0.3
 # A question waiting for its batch: (role, id), its reading-cache key, the question, its context.
 Waiting = tuple[tuple[str, str], str, Question, str]
 
