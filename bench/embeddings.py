@@ -9,6 +9,12 @@ on a noisy shared machine), medians of several repeats:
 - texts/s of the int8 runtime (dynamic quantisation of the Linear layers), and how much it
   changes the vectors: mean cosine between fp32 and int8 vectors of a corpus, and whether the
   top-10 neighbours of query sentences over that corpus stay the same;
+- texts/s of ONNX Runtime (the same weights exported, fp32 and int8 dynamically quantised by
+  ``onnxruntime.quantization``), with the same cosine and top-10 checks, when ``onnxruntime``
+  and ``onnx`` are installed (``.venv/bin/pip install onnxruntime onnx``: not project
+  dependencies, since neither is adopted, docs/benchmarks.md);
+- texts/s of ``encode`` called batch by batch in the given order, against one call (which sorts
+  all texts by length before batching, as ``SentenceTransformer.encode`` does);
 - how fast DuckDB reads vectors back into a float32 matrix, stored as ``FLOAT[n]``, ``FLOAT[]``
   or ``BLOB``, as a plain scan and in a given order (what ``load_matrix`` does).
 
@@ -22,6 +28,7 @@ import os
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,6 +81,102 @@ def corpus_texts(folder: Path, count: int, queries: int) -> tuple[dict[str, str]
         if len(sentences) == queries:
             break
     return {h: t for h, t, _ in rows}, sentences
+
+
+class OnnxEncoder:
+    """The sentence-transformers model's transformer exported to ONNX and run by ONNX Runtime,
+    mean-pooled and normalised as the model's own pooling does (``quantised``: weights and
+    activations int8, per channel, by ``onnxruntime.quantization.quantize_dynamic``)."""
+
+    def __init__(self, st: SentenceTransformer, folder: Path, threads: int, batch_size: int,
+                 quantised: bool) -> None:
+        import onnxruntime
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        if st[1].get_config_dict().get("pooling_mode") != "mean" or len(st) > 3:
+            raise ValueError("ONNX contender written for mean-pooled models only")
+        self.tokenizer, self.max_length = st[0].tokenizer, st.max_seq_length
+        self.batch_size = batch_size
+        sample = self.tokenizer(["a sentence", "another one"], padding=True, return_tensors="pt")
+        self.names = list(sample.keys())
+        path = folder / "model.onnx"
+        if not path.exists():
+            names = self.names
+
+            class Hidden(torch.nn.Module):
+                """The transformer's last hidden state from positional inputs (ONNX's)."""
+
+                def __init__(self, transformer: torch.nn.Module) -> None:
+                    super().__init__()
+                    self.transformer = transformer
+
+                def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+                    return self.transformer(
+                        **dict(zip(names, inputs, strict=True))).last_hidden_state
+
+            axes = {name: {0: "batch", 1: "tokens"} for name in [*names, "hidden"]}
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(Hidden(st[0].auto_model), tuple(sample[n] for n in names),
+                                  str(path), input_names=names, output_names=["hidden"],
+                                  dynamic_axes=axes, opset_version=17, dynamo=False)
+        if quantised:
+            int8 = folder / "model.int8.onnx"
+            quantize_dynamic(str(path), str(int8), weight_type=QuantType.QInt8,
+                             per_channel=True)
+            path = int8
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        self.session = onnxruntime.InferenceSession(str(path), options,
+                                                    providers=["CPUExecutionProvider"])
+        self.dimension = int(st.get_embedding_dimension())
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors, longest texts batched first (as ``SentenceTransformer.encode``)."""
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), self.dimension), np.float32)
+        for start in range(0, len(texts), self.batch_size):
+            chosen = order[start:start + self.batch_size]
+            batch = self.tokenizer([texts[i] for i in chosen], padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="np")
+            hidden = self.session.run(None, {n: batch[n].astype(np.int64)
+                                             for n in self.names})[0]
+            mask = batch["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            out[chosen] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+
+
+def onnx_contenders(st: SentenceTransformer, folder: Path, threads: int, batch_size: int
+                    ) -> dict[str, OnnxEncoder]:
+    """ONNX Runtime fp32 and int8, or none (saying why) when it is not installed."""
+    try:
+        import onnx  # noqa: F401  (quantize_dynamic needs it)
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("ONNX Runtime not installed: its rows are skipped "
+              "(.venv/bin/pip install onnxruntime onnx)")
+        return {}
+    return {f"ONNX Runtime {kind}": OnnxEncoder(st, folder, threads, batch_size,
+                                                quantised=kind == "int8")
+            for kind in ("fp32", "int8")}
+
+
+def neighbours(matrix: np.ndarray, queries: np.ndarray, other_matrix: np.ndarray,
+               other_queries: np.ndarray) -> list[str]:
+    """How far another encoder's vectors move from fp32's: cosines and top-10 neighbours."""
+    idx32, _ = top_k(queries, matrix, 10)
+    idx, _ = top_k(other_queries, other_matrix, 10)
+    cosines = np.sum(matrix * other_matrix, axis=1)
+    pairs = list(zip(idx32, idx, strict=True))
+    overlap = np.array([len(set(a) & set(b)) / 10 for a, b in pairs])
+    return [f"chunk vectors mean cosine {cosines.mean():.4f} (min {cosines.min():.4f}), queries "
+            f"{np.sum(queries * other_queries, axis=1).mean():.4f}",
+            f"  top-10 of {len(queries)} query sentences over {len(matrix)} chunks: mean overlap "
+            f"{overlap.mean():.3f}, same set {np.mean(overlap == 1):.2f}, same order "
+            f"{np.mean([np.array_equal(a, b) for a, b in pairs]):.2f}, same top-1 "
+            f"{np.mean(idx32[:, 0] == idx[:, 0]):.2f}, fp32 top-1 within top-10 "
+            f"{np.mean([a[0] in b for a, b in pairs]):.2f}"]
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -177,6 +280,13 @@ def main() -> None:
         }
         for runtime, embedder in quantised.items():
             contenders[f"Embedder {runtime}"] = lambda _, e=embedder: e.encode(texts)
+        onnx = onnx_contenders(plain, folder, args.threads, args.batch_size)
+        for name, encoder in onnx.items():
+            encoder.encode(texts[:16])
+            contenders[name] = lambda _, e=encoder: e.encode(texts)
+        contenders["encode batch by batch, unsorted"] = lambda _: [
+            plain.encode(texts[i:i + args.batch_size], batch_size=args.batch_size)
+            for i in range(0, len(texts), args.batch_size)]
         runs: dict[str, list[float]] = {name: [] for name in contenders}
         names = list(contenders)
         for repeat in range(args.repeats):
@@ -199,7 +309,7 @@ def main() -> None:
                 load_s = time.perf_counter() - started
                 q32 = ours.encode(queries)
                 started = time.perf_counter()
-                idx32, _ = top_k(q32, matrix, 10)
+                top_k(q32, matrix, 10)
                 search_s = time.perf_counter() - started
                 print(f"corpus run: {len(hashes)} chunks via embed_missing, fp32: "
                       f"{report.texts_per_second:.1f} texts/s; load_matrix "
@@ -208,22 +318,17 @@ def main() -> None:
                 for runtime, embedder in quantised.items():
                     report8 = embed_missing(db, embedder, {h: corpus[h] for h in hashes},
                                             log=lambda _: None)
-                    matrix8 = load_matrix(db, embedder.key, hashes)
-                    q8 = embedder.encode(queries)
-                    idx8, _ = top_k(q8, matrix8, 10)
-                    cosines = np.sum(matrix * matrix8, axis=1)
-                    pairs = list(zip(idx32, idx8, strict=True))
-                    overlap = np.array([len(set(a) & set(b)) / 10 for a, b in pairs])
-                    same_order = np.mean([np.array_equal(a, b) for a, b in pairs])
-                    top1_kept = np.mean([a[0] in b for a, b in pairs])
+                    lines = neighbours(matrix, q32, load_matrix(db, embedder.key, hashes),
+                                       embedder.encode(queries))
                     print(f"{runtime} vs fp32: {report8.texts_per_second:.1f} texts/s on the "
-                          f"corpus; chunk vectors mean cosine {cosines.mean():.4f} (min "
-                          f"{cosines.min():.4f}), queries {np.sum(q32 * q8, axis=1).mean():.4f}")
-                    print(f"  top-10 of {len(queries)} query sentences over {len(hashes)} "
-                          f"chunks: mean overlap {overlap.mean():.3f}, same set "
-                          f"{np.mean(overlap == 1):.2f}, same order {same_order:.2f}, same top-1 "
-                          f"{np.mean(idx32[:, 0] == idx8[:, 0]):.2f}, fp32 top-1 within top-10 "
-                          f"{top1_kept:.2f}")
+                          f"corpus; {lines[0]}\n{lines[1]}")
+                for name, encoder in onnx.items():
+                    started = time.perf_counter()
+                    vectors = encoder.encode([corpus[h] for h in hashes])
+                    rate = len(hashes) / (time.perf_counter() - started)
+                    lines = neighbours(matrix, q32, vectors, encoder.encode(queries))
+                    print(f"{name} vs fp32: {rate:.1f} texts/s on the corpus; {lines[0]}\n"
+                          f"{lines[1]}")
 
     print("DuckDB read-back of 50,000 x 384 vectors into float32 (median seconds):")
     print(f"{'':12}{'scan':>8}{'ordered':>9}")
