@@ -20,13 +20,14 @@ import sys
 
 from dagster import Definitions
 
+from pipeline.answering.cheap_readers import READERS
 from pipeline.paths import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 BEGIN = "<!-- asset-graph: python -m assets.graph -m definitions --write -->"
 END = "<!-- /asset-graph -->"
 # Nine logits assets (three readers by three rankings) are drawn as one node.
-LOGITS = re.compile(r"^logits_(lexical|similarity|multiple_choice)_\w+$")
+LOGITS = re.compile(rf"^logits_({'|'.join(READERS)})_\w+$")
 
 
 def _node(name: str) -> str:

@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from dagster import AssetKey, DagsterInstance, DagsterRun
 
 
-def _latest(instance: DagsterInstance, asset: str) -> dict[str, object]:
-    """The metadata values of ``asset``'s latest materialisation ({} if none)."""
-    records = instance.fetch_materializations(AssetKey(asset), limit=1).records
-    if not records:
-        return {}
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+def materialization_metadata(instance: DagsterInstance, asset: str, run_id: str | None = None,
+                             search: int = 50) -> dict[str, Any]:
+    """The metadata values of ``asset``'s latest materialisation, or of its materialisation in
+    run ``run_id`` (among the latest ``search``); {} if none."""
+    records = instance.fetch_materializations(AssetKey(asset),
+                                              limit=1 if run_id is None else search).records
+    for record in records:
+        if record.asset_materialization and run_id in (None, record.run_id):
+            return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    return {}
+
+
+def step_seconds(instance: DagsterInstance, run_id: str) -> dict[str, float]:
+    """Seconds each finished step of run ``run_id`` took, as the UI's timeline shows them."""
+    return {s.step_key: s.end_time - s.start_time
+            for s in instance.get_run_step_stats(run_id)
+            if s.start_time is not None and s.end_time is not None}
 
 
 def _duration(seconds: float) -> str:
@@ -29,15 +41,13 @@ def _duration(seconds: float) -> str:
 
 def summary(instance: DagsterInstance, run: DagsterRun, top: int = 10) -> list[str]:
     """The lines of ``run``'s summary."""
-    stats = [s for s in instance.get_run_step_stats(run.run_id)
-             if s.start_time is not None and s.end_time is not None]
-    stats.sort(key=lambda s: s.end_time - s.start_time, reverse=True)
-    total = sum(s.end_time - s.start_time for s in stats)
-    lines = [f"run {run.run_id} of {run.job_name}: {run.status.value}, {len(stats)} steps, "
-             f"{_duration(total)} in steps; the longest:"]
-    lines += [f"  {_duration(s.end_time - s.start_time):>9}  {s.step_key}"
-              for s in stats[:top]]
-    submission, score = _latest(instance, "submission"), _latest(instance, "score")
+    seconds = step_seconds(instance, run.run_id)
+    longest = sorted(seconds.items(), key=lambda item: item[1], reverse=True)
+    lines = [f"run {run.run_id} of {run.job_name}: {run.status.value}, {len(seconds)} steps, "
+             f"{_duration(sum(seconds.values()))} in steps; the longest:"]
+    lines += [f"  {_duration(spent):>9}  {step}" for step, spent in longest[:top]]
+    submission = materialization_metadata(instance, "submission")
+    score = materialization_metadata(instance, "score")
     if "path" in submission:
         rows = submission.get("dagster/row_count", "?")
         lines.append(f"submission: {submission['path']} ({rows} questions)")

@@ -31,9 +31,10 @@ from typing import Any
 
 import duckdb
 import numpy as np
-from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
+from dagster import DagsterInstance, DagsterRun, DagsterRunStatus, RunsFilter
 
 from assets.answering import CascadeConfig
+from assets.run_summary import materialization_metadata, step_seconds
 from pipeline.answering import cascade, cascade_step
 from pipeline.answering.reading_list import reading_list
 from pipeline.metrics import Estimate, average_precisions, estimate
@@ -48,17 +49,7 @@ DISTILLATION_STEPS = ("teacher_logits", "student_reader", "distillation_scorecar
 
 
 def step_minutes(instance: DagsterInstance, run: DagsterRun) -> dict[str, float]:
-    return {s.step_key: (s.end_time - s.start_time) / 60
-            for s in instance.get_run_step_stats(run.run_id)
-            if s.start_time is not None and s.end_time is not None}
-
-
-def run_metadata(instance: DagsterInstance, run: DagsterRun, asset: str) -> dict[str, Any]:
-    """The metadata of ``asset``'s materialisation in ``run`` ({} if it has none)."""
-    for record in instance.fetch_materializations(AssetKey(asset), limit=50).records:
-        if record.run_id == run.run_id and record.asset_materialization:
-            return {k: v.value for k, v in record.asset_materialization.metadata.items()}
-    return {}
+    return {step: spent / 60 for step, spent in step_seconds(instance, run.run_id).items()}
 
 
 def op_config(run: DagsterRun, op: str) -> dict[str, Any]:
@@ -105,13 +96,13 @@ def main() -> None:
         minutes = step_minutes(instance, base)
         stats = instance.get_run_stats(base.run_id)
         wall = (stats.end_time - stats.start_time) / 60
-        heavy_meta = run_metadata(instance, base, "cascade")
+        heavy_meta = materialization_metadata(instance, "cascade", base.run_id)
         teaching = next((r for r in runs if taught(r)), None)
         distillation = None
         if teaching is not None:
             spent = step_minutes(instance, teaching)
             distillation = (teaching.run_id, sum(spent.get(s, 0.0) for s in DISTILLATION_STEPS),
-                            run_metadata(instance, teaching, "score"))
+                            materialization_metadata(instance, "score", teaching.run_id))
     if "cascade" not in minutes or not heavy_meta.get("heavy_seconds_per_question"):
         raise SystemExit(f"run {base.run_id} has no cascade step that read a question")
     per_question = float(heavy_meta["heavy_seconds_per_question"])
