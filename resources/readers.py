@@ -10,7 +10,7 @@ from pydantic import Field
 
 class ReaderSettings(ConfigurableResource):
     """Settings shared by the logits assets of one cheap reader across the three rankings (the
-    heavy reader is the cascade's, configured on that asset).
+    heavy reader has its own resource, :class:`resources.heavy_reader.HeavyReader`).
 
     Models are hub ids or local paths, resolved through the model store. The CPU defaults are
     the small models the project's machines carry; the GPU recipe (docs/recipes.md) swaps in
