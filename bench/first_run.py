@@ -106,7 +106,6 @@ def main() -> None:
     if "cascade" not in minutes or not heavy_meta.get("heavy_seconds_per_question"):
         raise SystemExit(f"run {base.run_id} has no cascade step that read a question")
     per_question = float(heavy_meta["heavy_seconds_per_question"])
-    models_minutes = args.models_minutes
     read_in_run = int(heavy_meta.get("heavy_read", 0))
     fixed = minutes["cascade"] - read_in_run * per_question / 60
     # The run's wall time (steps, checks and Dagster's own work between them) but the cascade
@@ -136,7 +135,7 @@ def main() -> None:
     print(f"base: run {base.run_id}: {wall:.1f} min, of which the "
           f"cascade {minutes['cascade']:.1f} ({read_in_run} questions at {per_question:.2f} s, "
           f"{fixed:.1f} min to load); distillation steps {distilled_in_base:.1f} min; "
-          f"install {args.install_minutes:.1f} min, models {models_minutes:.1f} min")
+          f"install {args.install_minutes:.1f} min, models {args.models_minutes:.1f} min")
     print(f"heavy readings replayed: {len(heavy)} ({reading.read_now} read by this call, "
           f"{reading.reused} from the cache); questions: "
           + ", ".join(f"{role} {len(ids)}" for role, ids in everything.items()))
@@ -151,8 +150,8 @@ def main() -> None:
             final = {(role, q): scores for role, q, scores, _ in rows}
             valid = scored(final, "validation", everything["validation"], answers)
             test = scored(final, "test", everything["test"], answers)
-            total = (args.install_minutes + models_minutes + others + (fixed if subset else 0.0)
-                     + len(subset) * per_question / 60)
+            total = (args.install_minutes + args.models_minutes + others
+                     + (fixed if subset else 0.0) + len(subset) * per_question / 60)
             valid_text = f"{valid.value:.3f} ({valid.low:.3f}-{valid.high:.3f})" if valid else "-"
             test_text = f"{test.value:.3f}" if test else "-"
             print(f"| {share:.0%} | {blend_share:.0%} | {len(subset)} | {total:.1f} | "
